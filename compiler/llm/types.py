@@ -89,3 +89,12 @@ class LLMResult:
     error: str | None = None
     call_id: str | None = None
     cache_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a backend returns for one request (before caching and the ledger)."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = Usage()
