@@ -1,0 +1,132 @@
+"""The DuckDB store: one file, numbered migrations, one writer.
+
+The process that compiles owns the only read-write connection; every other command opens the file
+read-only. Schema changes are SQL files ``migrations/NNN_name.sql`` applied in order, each in its
+own transaction together with its row in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from compiler.errors import StoreError
+
+DEFAULT_STORE = "data/distillc.duckdb"
+_MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def default_store_path() -> str:
+    return os.environ.get("DISTILLC_STORE") or DEFAULT_STORE
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every shipped migration, in order."""
+    found = []
+    for entry in resources.files("compiler.store").joinpath("migrations").iterdir():
+        m = _MIGRATION.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"migration numbers are not 1..N: {numbers}")
+    return found
+
+
+class Store:
+    """A connection to the store file. Use :meth:`open` (read-write, migrates) or
+    :meth:`open_readonly` (the file must exist and be at the current schema)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, read_only: bool):
+        self.con, self.path, self.read_only = con, path, read_only
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Store":
+        path = str(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        store = cls(_connect(path, read_only=False), path, read_only=False)
+        store.migrate()
+        return store
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike[str]) -> "Store":
+        path = str(path)
+        if not Path(path).exists():
+            raise StoreError(f"{path}: no store here (compile a recipe first, or pass --store PATH)")
+        store = cls(_connect(path, read_only=True), path, read_only=True)
+        have, head = store.schema_version(), len(migrations())
+        if have < head:
+            raise StoreError(f"{path}: store schema is at {have}, this distillc needs {head}; "
+                             "run `distillc compile` once to migrate it")
+        return store
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema --------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return int(self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+    def migrate(self) -> list[int]:
+        """Apply every migration above the current version; returns the numbers applied."""
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        current, applied = self.schema_version(), []
+        for number, name, sql in migrations():
+            if number <= current:
+                continue
+            with self.transaction():
+                self.con.execute(sql)
+                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+            applied.append(number)
+        return applied
+
+    # -- transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchone()[0])
+
+
+def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc).splitlines()[0]
+        if "lock" in msg.lower():
+            raise StoreError(f"{path}: store is in use by another distillc process ({msg})") from None
+        raise StoreError(f"{path}: cannot open store ({msg})") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: not a distillc store ({str(exc).splitlines()[0]})") from None
