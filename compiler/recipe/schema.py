@@ -14,7 +14,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
-SourceKind = Literal["jsonl", "json", "parquet", "hub", "humaneval", "mbpp", "starter"]
+SourceKind = Literal["jsonl", "json", "parquet", "hub", "humaneval", "mbpp"]
 
 
 class SourceConfig(Strict):

@@ -1,0 +1,20 @@
+"""Stage registry. Importing this package registers every stage; add new stage modules to
+``_MODULES``."""
+
+from __future__ import annotations
+
+import importlib
+
+from compiler.stages.base import REGISTRY, Stage, StageOutput, register
+
+_MODULES = (
+)
+
+
+def load_all() -> dict[str, type[Stage]]:
+    for name in _MODULES:
+        importlib.import_module(f"compiler.stages.{name}")
+    return REGISTRY
+
+
+__all__ = ["REGISTRY", "Stage", "StageOutput", "register", "load_all"]
