@@ -8,6 +8,11 @@ import importlib
 from compiler.stages.base import REGISTRY, Stage, StageOutput, register
 
 _MODULES = (
+    "generate",
+    "extract",
+    "execute",
+    "filters",
+    "format",
 )
 
 

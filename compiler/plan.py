@@ -1,0 +1,81 @@
+"""Recipe → plan: the ordered steps (sources first, then each stage) with their fingerprints.
+
+Planning reads no dataset and touches no store: local source files are hashed, Hub sources are
+identified by id/config/split/revision.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from compiler.fingerprint import fingerprint, stage_fingerprint
+from compiler.recipe.loader import LoadedRecipe
+from compiler.stages import load_all
+from compiler.stages.base import Stage
+
+SOURCES_STAGE = "sources"
+SOURCES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    name: str                      # unique in the recipe
+    uses: str                      # registered stage ("sources" for step 0)
+    version: int
+    fingerprint: str
+    parent: str | None
+    params: BaseModel | None       # None for the sources step
+    cls: type[Stage] | None        # None for the sources step
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.cls.roles if self.cls else ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    loaded: LoadedRecipe
+    steps: tuple[Step, ...]
+
+    @property
+    def final(self) -> Step:
+        return self.steps[-1]
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+
+def sandbox_identity() -> dict[str, Any]:
+    """What about the sandbox determines execution results (enters fingerprints of stages that run code)."""
+    import evals.sandbox as sandbox
+
+    return {"sandbox": getattr(sandbox, "SANDBOX_VERSION", 1), "python": platform.python_version()}
+
+
+def make_plan(loaded: LoadedRecipe) -> Plan:
+    from compiler.stages.sources import source_identity
+
+    recipe = loaded.recipe
+    sources = [{"config": s.model_dump(mode="json", exclude_defaults=True),
+                "content": source_identity(s, loaded.base_dir)} for s in recipe.sources]
+    fp = fingerprint({"stage": f"{SOURCES_STAGE}@{SOURCES_VERSION}", "sources": sources})
+    steps = [Step(0, SOURCES_STAGE, SOURCES_STAGE, SOURCES_VERSION, fp, None, None, None)]
+    registry = load_all()
+    for i, (cfg, params) in enumerate(zip(recipe.stages, loaded.stage_params), start=1):
+        cls = registry[cfg.uses]
+        extra: dict[str, Any] = {}
+        for role in cls.roles:
+            extra[role] = recipe.model_for(role).identity()  # type: ignore[union-attr]
+        if cls.roles:
+            extra["seed"] = recipe.seed
+        if cls.sandbox:
+            extra["sandbox"] = sandbox_identity()
+        fp = stage_fingerprint(parents=[steps[-1].fingerprint], uses=cfg.uses, version=cls.version,
+                               params=params, extra=extra or None)
+        steps.append(Step(i, cfg.label, cfg.uses, cls.version, fp, steps[-1].fingerprint, params, cls))
+    return Plan(loaded, tuple(steps))

@@ -1,0 +1,253 @@
+"""Runs a plan: skips every step whose fingerprint already has a stored output, runs the others in
+order, commits each output atomically, and records the corpus version."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import polars as pl
+
+from compiler.errors import DistillcError
+from compiler.plan import Plan, Step, make_plan
+from compiler.recipe.loader import LoadedRecipe, load_recipe
+from compiler.stages.base import StageOutput
+from compiler.store import outputs, versions
+from compiler.store.db import Store
+
+
+def progress_enabled() -> bool:
+    flag = os.environ.get("DISTILLC_PROGRESS")
+    if flag is not None:
+        return flag not in ("0", "", "false", "no")
+    return sys.stderr.isatty()
+
+
+def progress_bar(total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not progress_enabled(),
+                leave=False, dynamic_ncols=True)
+
+
+@dataclass
+class Services:
+    """What stages share during one compile: LLM clients per role, the budget, the sandbox cache."""
+
+    loaded: LoadedRecipe
+    store: Store
+    budget_usd: float | None = None
+    clients: dict[str, Any] = field(default_factory=dict)
+    _budget: Any = None
+
+    def budget(self):
+        if self._budget is None:
+            from compiler.llm.budget import Budget
+
+            cfg = self.loaded.recipe.budget
+            total = self.budget_usd if self.budget_usd is not None else cfg.usd
+            self._budget = Budget(total, dict(cfg.stages))
+        return self._budget
+
+    def client(self, role: str):
+        if role not in self.clients:
+            from compiler.llm.client import LLMClient
+
+            config = self.loaded.recipe.model_for(role)
+            if config is None:
+                raise DistillcError(f"the recipe has no `{role}:` model")
+            self.clients[role] = LLMClient(config, store=self.store, role=role, budget=self.budget())
+        return self.clients[role]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    @property
+    def calls_sent(self) -> int:
+        return sum(c.calls_sent for c in self.clients.values())
+
+    @property
+    def usd(self) -> float:
+        return sum(c.usd for c in self.clients.values())
+
+
+@dataclass
+class StageContext:
+    """What a stage may use while it runs."""
+
+    step: Step
+    services: Services
+    tasks_fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self.step.fingerprint
+
+    @property
+    def recipe(self):
+        return self.services.loaded.recipe
+
+    @property
+    def base_dir(self) -> Path:
+        return self.services.loaded.base_dir
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    def progress(self, total: int | None, desc: str | None = None):
+        return progress_bar(total, desc or self.name)
+
+    def generate(self, role: str, requests: Sequence[Any]) -> list[Any]:
+        """LLM results for ``requests`` (in order) from the recipe's ``role`` model, through the cache
+        and the ledger."""
+        if not requests:
+            return []
+        client = self.services.client(role)
+        return client.generate(list(requests), stage=self.name, stage_fp=self.fingerprint,
+                               progress=progress_enabled())
+
+    def execute(self, jobs: Sequence[Any]) -> list[Any]:
+        """Sandbox results for ``jobs`` (in order), through the store's execution cache."""
+        from compiler.store.exec_cache import StoreExecCache
+        from evals.sandbox import run_many
+
+        if not jobs:
+            return []
+        with self.progress(len(jobs), f"{self.name} (sandbox)") as bar:
+            return run_many(list(jobs), cache=StoreExecCache(self.store), progress=bar.update)
+
+    def tasks(self) -> pl.DataFrame:
+        """The normalised task table of this compile (the sources output)."""
+        return outputs.load_output(self.store, self.tasks_fingerprint)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    version: versions.Version
+    plan: Plan
+    stages_run: list[str]
+    stages_cached: list[str]
+    llm_calls: int
+    usd: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "corpus": self.version.corpus,
+            "version": self.version.version,
+            "ref": self.version.ref,
+            "fingerprint": self.version.fingerprint,
+            "rows": self.version.rows,
+            "stages_run": len(self.stages_run),
+            "stages_cached": len(self.stages_cached),
+            "stages": [{"name": s.name, "uses": s.uses, "fingerprint": s.fingerprint,
+                        "cached": s.name in self.stages_cached} for s in self.plan.steps],
+            "llm_calls": self.llm_calls,
+            "usd": round(self.usd, 6),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: float | None = None) -> CompileResult:
+    t0 = time.perf_counter()
+    loaded = load_recipe(recipe_path)       # bad input fails here, before the store is touched
+    plan = make_plan(loaded)
+    existed = Path(store_path).exists()
+    store = Store.open(store_path)
+    services = Services(loaded, store, budget_usd)
+    try:
+        run, cached = _run_steps(plan, services)
+        version = _record_version(plan, store)
+    except BaseException:
+        services.close()
+        _discard_if_empty(store, store_path, existed)
+        raise
+    services.close()
+    result = CompileResult(version, plan, run, cached, services.calls_sent, services.usd,
+                           time.perf_counter() - t0)
+    store.close()
+    return result
+
+
+def _run_steps(plan: Plan, services: Services) -> tuple[list[str], list[str]]:
+    store = services.store
+    done = outputs.cached_fingerprints(store, [s.fingerprint for s in plan.steps])
+    frames: dict[str, pl.DataFrame] = {}
+    run, cached = [], []
+    for step in plan.steps:
+        if step.fingerprint in done:
+            cached.append(step.name)
+            continue
+        parent = None
+        if step.parent is not None:
+            parent = frames.get(step.parent)
+            if parent is None:
+                parent = outputs.load_output(store, step.parent)
+        started = time.perf_counter()
+        out = _run_step(step, parent, services, plan.steps[0].fingerprint)
+        meta = outputs.OutputMeta(
+            fingerprint=step.fingerprint, stage=step.name, uses=step.uses, stage_version=step.version,
+            params=_params_json(step), parents=[step.parent] if step.parent else [],
+            rows_in=parent.height if parent is not None else out.frame.height,
+            rows_out=out.frame.height, seconds=time.perf_counter() - started)
+        outputs.commit_output(store, meta, out.frame, out.rejected)
+        frames[step.fingerprint] = out.frame
+        run.append(step.name)
+    return run, cached
+
+
+def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks_fp: str) -> StageOutput:
+    if step.cls is None:
+        from compiler.stages.sources import load_sources
+
+        frame = load_sources(services.loaded.recipe, services.loaded.base_dir)
+        return StageOutput(frame)
+    assert parent is not None and step.params is not None
+    stage = step.cls(step.params)
+    return stage.run(parent, StageContext(step, services, tasks_fp))
+
+
+def _params_json(step: Step) -> dict[str, Any]:
+    from compiler.fingerprint import canonical_params
+
+    return canonical_params(step.params) if step.params is not None else {}
+
+
+def _record_version(plan: Plan, store: Store) -> versions.Version:
+    recipe = plan.loaded.recipe
+    found = versions.find_by_fingerprint(store, recipe.name, plan.final.fingerprint)
+    if found is not None:
+        return found
+    return versions.create_version(
+        store, corpus=recipe.name, fingerprint=plan.final.fingerprint,
+        stages=[{"name": s.name, "uses": s.uses, "fingerprint": s.fingerprint} for s in plan.steps],
+        recipe=recipe.model_dump(mode="json", by_alias=True), recipe_yaml=plan.loaded.text,
+        recipe_path=str(plan.loaded.path), rows=outputs.output_rows(store, plan.final.fingerprint))
+
+
+def _discard_if_empty(store: Store, path: str, existed: bool) -> None:
+    """A store file this compile created and that holds nothing worth keeping is removed, so a failed
+    first compile leaves the disk as it was."""
+    try:
+        empty = store.con.execute(
+            "SELECT (SELECT count(*) FROM stage_outputs) + (SELECT count(*) FROM llm_calls)"
+        ).fetchone()[0] == 0
+        store.close()
+    except Exception:
+        return
+    if not existed and empty:
+        for p in (path, path + ".wal"):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
