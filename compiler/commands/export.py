@@ -1,0 +1,36 @@
+"""distillc export: write a corpus version as a Hugging Face dataset, parquet or JSONL."""
+
+from __future__ import annotations
+
+import argparse
+
+from compiler.commands.common import add_json, add_store, print_json, store_path
+
+NAME = "export"
+HELP = "export a corpus version (hf: loads with datasets.load_from_disk and trains with TRL)"
+EXAMPLE = "distillc export quickstart data/exports/quickstart --format hf"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref", metavar="CORPUS[@VERSION]")
+    p.add_argument("out", metavar="OUT", help="output directory")
+    p.add_argument("--format", choices=("hf", "parquet", "jsonl"), default="hf")
+    p.add_argument("--variant", metavar="NAME", default=None, help="export only this variant (e.g. PERsD)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    add_store(p)
+    add_json(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler.export import export_version
+    from compiler.store.db import Store
+    from compiler.store.versions import resolve
+
+    with Store.open_readonly(store_path(args)) as store:
+        info = export_version(store, resolve(store, args.ref), args.out, args.format,
+                              variant=args.variant, overwrite=args.overwrite)
+    if args.json:
+        print_json(info)
+    else:
+        print(f"{info['corpus']}@{info['version']}: {info['rows']} rows -> {info['path']} ({info['format']})")
+    return 0

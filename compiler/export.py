@@ -1,0 +1,89 @@
+"""Corpus version → files: a Hugging Face dataset on disk (``datasets.load_from_disk``), parquet or
+JSONL, in TRL's column conventions. Written to a temporary directory and renamed into place, so a
+failed export leaves nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from compiler.errors import DistillcError
+from compiler.store import outputs
+from compiler.store.db import Store
+from compiler.store.versions import Version
+
+TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
+META_COLUMNS = ("task_id", "variant", "source", "row_id")
+
+
+def records(store: Store, version: Version, variant: str | None = None) -> pl.DataFrame:
+    """The version's training records (TRL columns + task_id, variant, source, row_id)."""
+    frame = outputs.load_output(store, version.fingerprint)
+    if variant is not None:
+        have = sorted(frame["variant"].unique().to_list()) if "variant" in frame.columns else []
+        if variant not in have:
+            raise DistillcError(f"{version.ref} has no variant {variant!r} (variants: {', '.join(have) or 'none'})")
+        frame = frame.filter(pl.col("variant") == variant)
+    keep = [c for c in (*TRL_COLUMNS, *META_COLUMNS) if c in frame.columns]
+    if not any(c in frame.columns for c in TRL_COLUMNS):
+        raise DistillcError(f"{version.ref} holds no training records (end the recipe with a `format` stage)")
+    return frame.select(keep)
+
+
+def variants(frame: pl.DataFrame) -> list[str]:
+    return sorted(frame["variant"].unique().to_list()) if "variant" in frame.columns else []
+
+
+def to_dataset(frame: pl.DataFrame):
+    import datasets
+
+    return datasets.Dataset.from_list(frame.to_dicts())
+
+
+def write(frame: pl.DataFrame, out: Path, fmt: str, meta: dict[str, Any]) -> None:
+    if fmt == "hf":
+        names = variants(frame)
+        if len(names) > 1:
+            import datasets
+
+            dd = datasets.DatasetDict({n: to_dataset(frame.filter(pl.col("variant") == n)) for n in names})
+            dd.save_to_disk(str(out))
+        else:
+            to_dataset(frame).save_to_disk(str(out))
+    elif fmt == "parquet":
+        out.mkdir(parents=True)
+        frame.write_parquet(out / "data.parquet")
+    elif fmt == "jsonl":
+        out.mkdir(parents=True)
+        frame.write_ndjson(out / "data.jsonl")
+    else:  # pragma: no cover - argparse restricts choices
+        raise DistillcError(f"unknown export format {fmt!r}")
+    (out / "distillc.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def export_version(store: Store, version: Version, out: str | os.PathLike[str], fmt: str, *,
+                   variant: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    out = Path(out)
+    if out.exists() and any(out.iterdir() if out.is_dir() else [out]) and not overwrite:
+        raise DistillcError(f"{out}: already exists (pass --overwrite to replace it)")
+    frame = records(store, version, variant)
+    meta = {"corpus": version.corpus, "version": version.version, "fingerprint": version.fingerprint,
+            "variant": variant, "format": fmt, "rows": frame.height, "variants": variants(frame),
+            "recipe": version.recipe, "library_versions": version.library_versions}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(frame, tmp / "x", fmt, meta)
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp / "x", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {**{k: meta[k] for k in ("corpus", "version", "variant", "format", "rows", "variants")},
+            "path": str(out)}
