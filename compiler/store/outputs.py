@@ -44,7 +44,7 @@ def cached_fingerprints(store: Store, fps: list[str]) -> set[str]:
 
 
 def load_output(store: Store, fp: str) -> pl.DataFrame:
-    return store.con.execute(f"SELECT * FROM {table_name(fp)}").pl()
+    return store.con.sql(f"SELECT * FROM {table_name(fp)}").pl()
 
 
 def output_rows(store: Store, fp: str) -> int:

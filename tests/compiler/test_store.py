@@ -1,0 +1,51 @@
+"""The store: migrations to head, read-only opening, atomic stage commits."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from compiler.errors import StoreError
+from compiler.store import outputs
+from compiler.store.db import Store, migrations
+
+
+def test_empty_store_migrates_to_head_and_is_idempotent(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store.open(path) as store:
+        assert store.schema_version() == len(migrations())
+        assert store.migrate() == []
+        for table in ("stage_outputs", "rejections", "versions", "llm_cache", "llm_calls", "exec_cache"):
+            assert store.table_exists(table)
+
+
+def test_readonly_needs_an_existing_store(tmp_path):
+    with pytest.raises(StoreError, match="no store here"):
+        Store.open_readonly(tmp_path / "missing.duckdb")
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_readonly_refuses_writes(tmp_path):
+    path = tmp_path / "s.duckdb"
+    Store.open(path).close()
+    with Store.open_readonly(path) as store:
+        with pytest.raises(Exception):
+            store.con.execute("INSERT INTO corpora VALUES ('x', now())")
+
+
+def _meta(fp: str) -> outputs.OutputMeta:
+    return outputs.OutputMeta(fp, "s", "filter", 1, {}, [], 2, 2, 0.1)
+
+
+def test_stage_commit_is_atomic(tmp_path):
+    frame = pl.DataFrame({"row_id": ["a", "b"], "parent_ids": [[], []], "x": [None, None]})
+    with Store.open(tmp_path / "s.duckdb") as store:
+        outputs.commit_output(store, _meta("f1"), frame, None)
+        assert outputs.has_output(store, "f1")
+        assert outputs.load_output(store, "f1")["row_id"].to_list() == ["a", "b"]
+        # a second commit of the same fingerprint fails inside the transaction: nothing of it remains
+        bad = pl.DataFrame({"row_id": ["c"], "task_id": ["t"], "reason": ["r"], "detail": [None]})
+        with pytest.raises(Exception):
+            outputs.commit_output(store, _meta("f1"), frame, bad)
+        assert store.con.execute("SELECT count(*) FROM rejections").fetchone()[0] == 0
+        assert store.con.execute("SELECT count(*) FROM stage_outputs").fetchone()[0] == 1
