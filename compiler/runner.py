@@ -241,7 +241,7 @@ def _discard_if_empty(store: Store, path: str, existed: bool) -> None:
     try:
         empty = store.con.execute(
             "SELECT (SELECT count(*) FROM stage_outputs) + (SELECT count(*) FROM llm_calls)"
-        ).fetchone()[0] == 0
+        ).fetchall()[0][0] == 0
         store.close()
     except Exception:
         return

@@ -81,10 +81,10 @@ class Store:
     def schema_version(self) -> int:
         exists = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return 0
-        return int(self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+        return int(self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
 
     def migrate(self) -> list[int]:
         """Apply every migration above the current version; returns the numbers applied."""
@@ -117,7 +117,7 @@ class Store:
     def table_exists(self, name: str) -> bool:
         return bool(self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()[0])
+        ).fetchall()[0][0])
 
 
 def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:

@@ -32,7 +32,7 @@ def table_name(fp: str) -> str:
 
 
 def has_output(store: Store, fp: str) -> bool:
-    return store.con.execute("SELECT count(*) FROM stage_outputs WHERE fingerprint = ?", [fp]).fetchone()[0] > 0
+    return store.con.execute("SELECT count(*) FROM stage_outputs WHERE fingerprint = ?", [fp]).fetchall()[0][0] > 0
 
 
 def cached_fingerprints(store: Store, fps: list[str]) -> set[str]:
@@ -48,8 +48,8 @@ def load_output(store: Store, fp: str) -> pl.DataFrame:
 
 
 def output_rows(store: Store, fp: str) -> int:
-    row = store.con.execute("SELECT rows_out FROM stage_outputs WHERE fingerprint = ?", [fp]).fetchone()
-    return int(row[0]) if row else 0
+    rows = store.con.execute("SELECT rows_out FROM stage_outputs WHERE fingerprint = ?", [fp]).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _storable(frame: pl.DataFrame) -> pl.DataFrame:
@@ -88,8 +88,9 @@ def rejection_counts(store: Store, fp: str) -> dict[str, int]:
 def output_info(store: Store, fp: str) -> dict | None:
     row = store.con.execute(
         "SELECT stage, uses, rows_in, rows_out, seconds, created_at FROM stage_outputs WHERE fingerprint = ?",
-        [fp]).fetchone()
-    if row is None:
+        [fp]).fetchall()
+    if not row:
         return None
+    row = row[0]
     keys = ("stage", "uses", "rows_in", "rows_out", "seconds", "created_at")
     return dict(zip(keys, row))

@@ -59,8 +59,8 @@ def _row_to_version(row: tuple) -> Version:
 
 def find_by_fingerprint(store: Store, corpus: str, fp: str) -> Version | None:
     row = store.con.execute(f"SELECT {_COLUMNS} FROM versions WHERE corpus = ? AND fingerprint = ?",
-                            [corpus, fp]).fetchone()
-    return _row_to_version(row) if row else None
+                            [corpus, fp]).fetchall()
+    return _row_to_version(row[0]) if row else None
 
 
 def create_version(store: Store, *, corpus: str, fingerprint: str, stages: list[dict[str, Any]],
@@ -69,7 +69,7 @@ def create_version(store: Store, *, corpus: str, fingerprint: str, stages: list[
         con.execute("INSERT INTO corpora SELECT ?, now() WHERE NOT EXISTS "
                     "(SELECT 1 FROM corpora WHERE name = ?)", [corpus, corpus])
         number = con.execute("SELECT coalesce(max(version), 0) + 1 FROM versions WHERE corpus = ?",
-                             [corpus]).fetchone()[0]
+                             [corpus]).fetchall()[0][0]
         con.execute(
             f"INSERT INTO versions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [corpus, number, fingerprint, json.dumps(stages), json.dumps(recipe), recipe_yaml,
