@@ -20,17 +20,17 @@ SourceKind = Literal["jsonl", "json", "parquet", "hub", "humaneval", "mbpp"]
 class SourceConfig(Strict):
     """Where tasks come from. Every source becomes rows of the normalised task table."""
 
-    kind: SourceKind
-    name: str | None = None                # label stored in the task table's `source` column
-    path: str | None = None                # local file (jsonl/json/parquet; mbpp: a local copy)
-    dataset: str | None = None             # Hub dataset id (kind: hub; mbpp: overrides the default id)
-    config: str | None = None              # Hub config name (mbpp: full | sanitized)
-    split: str | None = None               # Hub split, or an MBPP split (train/test/validation/prompt)
-    revision: str | None = None            # Hub revision (commit, tag or branch)
-    columns: dict[str, str] = Field(default_factory=dict)  # normalised field -> source column
-    task_ids: list[str] | None = None      # keep only these task ids
-    limit: int | None = Field(default=None, ge=1)  # keep the first N tasks
-    licence: str | None = None             # recorded in the dataset card
+    kind: SourceKind = Field(description="jsonl, json, parquet (local files), hub (any Hugging Face dataset), humaneval, mbpp")
+    name: str | None = Field(default=None, description="label stored in the task table's `source` column")
+    path: str | None = Field(default=None, description="local file (jsonl/json/parquet; mbpp: a local copy)")
+    dataset: str | None = Field(default=None, description="Hub dataset id (kind: hub; mbpp: overrides the default id)")
+    config: str | None = Field(default=None, description="Hub config name (mbpp: full | sanitized)")
+    split: str | None = Field(default=None, description="Hub split, or an MBPP split (train/test/validation/prompt)")
+    revision: str | None = Field(default=None, description="Hub revision (commit, tag or branch)")
+    columns: dict[str, str] = Field(default_factory=dict, description="normalised field -> source column")
+    task_ids: list[str] | None = Field(default=None, description="keep only these task ids")
+    limit: int | None = Field(default=None, ge=1, description="keep the first N tasks")
+    licence: str | None = Field(default=None, description="recorded in the dataset card")
 
     @model_validator(mode="after")
     def _needs(self) -> "SourceConfig":
@@ -48,30 +48,30 @@ class SourceConfig(Strict):
 class PriceConfig(Strict):
     """Dollars per million tokens; overrides the shipped price table for this model."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    batch_discount: float = Field(default=0.5, ge=0, le=1)
+    input: float = Field(ge=0, description="input tokens, $ per 1M")
+    output: float = Field(ge=0, description="output tokens, $ per 1M")
+    cached_input: float | None = Field(default=None, ge=0, description="cached input tokens, $ per 1M (default: the input price)")
+    batch_discount: float = Field(default=0.5, ge=0, le=1, description="fraction taken off with the Batch API")
 
 
 class ModelConfig(Strict):
     """A teacher, student or judge model and the backend that serves it."""
 
-    model: str
-    backend: Literal["openai", "transformers", "vllm"] = "transformers"
-    revision: str | None = None
-    base_url: str | None = None            # openai backend: any OpenAI-compatible endpoint
-    api_key_env: str = "OPENAI_API_KEY"    # name of the environment variable holding the key
-    max_concurrency: int = Field(default=64, ge=1)   # upper bound; the backend adapts below it
-    timeout_s: float = Field(default=120.0, gt=0)    # per request
-    max_retries: int = Field(default=6, ge=0)
-    rpm: int | None = Field(default=None, ge=1)      # requests per minute limit
-    tpm: int | None = Field(default=None, ge=1)      # tokens per minute limit
-    batch: bool = False                    # openai: use the Batch API
-    batch_size: int = Field(default=8, ge=1)         # in-process backends: sequences per forward batch
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    chat: bool | None = None               # use the chat template (None: when the model has one)
-    prices: PriceConfig | None = None
+    model: str = Field(description="model name: `smollm2-135m` (embedded), a Hub id, a local path, or the served model name")
+    backend: Literal["openai", "transformers", "vllm"] = Field(default="transformers", description="`openai` (any OpenAI-compatible server), `transformers` (in-process, CPU/GPU), `vllm` (in-process, GPU)")
+    revision: str | None = Field(default=None, description="model revision (enters cache keys and fingerprints)")
+    base_url: str | None = Field(default=None, description="openai backend: any OpenAI-compatible endpoint")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="name of the environment variable holding the key")
+    max_concurrency: int = Field(default=64, ge=1, description="upper bound; the backend adapts below it")
+    timeout_s: float = Field(default=120.0, gt=0, description="per request")
+    max_retries: int = Field(default=6, ge=0, description="retries of a failed request (429, 5xx, timeouts, connection errors)")
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute limit")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute limit")
+    batch: bool = Field(default=False, description="openai: use the Batch API")
+    batch_size: int = Field(default=8, ge=1, description="in-process backends: sequences per forward batch")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(default="auto", description="weights dtype for in-process backends")
+    chat: bool | None = Field(default=None, description="use the chat template (None: when the model has one)")
+    prices: PriceConfig | None = Field(default=None, description="override the shipped price table for this model")
 
     def identity(self) -> dict[str, Any]:
         """What about this model determines its answers (enters stage fingerprints)."""
@@ -79,9 +79,9 @@ class ModelConfig(Strict):
 
 
 class StageConfig(Strict):
-    uses: str                              # a registered stage
-    name: str | None = None                # unique name in the recipe (default: `uses`)
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    uses: str = Field(description="the registered stage to run (see the stage reference)")
+    name: str | None = Field(default=None, description="unique name in the recipe (default: `uses`)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the stage's params")
 
     @property
     def label(self) -> str:
@@ -89,26 +89,26 @@ class StageConfig(Strict):
 
 
 class ExportConfig(Strict):
-    formats: list[Literal["hf", "parquet", "jsonl"]] = Field(default_factory=lambda: ["hf"])
-    dir: str | None = None                 # default export directory for `distillc export`
+    formats: list[Literal["hf", "parquet", "jsonl"]] = Field(default_factory=lambda: ["hf"], description="formats `distillc export` writes by default")
+    dir: str | None = Field(default=None, description="default export directory for `distillc export`")
 
 
 class BudgetConfig(Strict):
-    usd: float | None = Field(default=None, ge=0)
-    stages: dict[str, float] = Field(default_factory=dict)
+    usd: float | None = Field(default=None, ge=0, description="total dollars for one compile (`--budget` overrides)")
+    stages: dict[str, float] = Field(default_factory=dict, description="dollars per stage name")
 
 
 class Recipe(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = ""
-    sources: list[SourceConfig] = Field(min_length=1)
-    teacher: ModelConfig | None = None
-    student: ModelConfig | None = None
-    judge: ModelConfig | None = None
-    stages: list[StageConfig] = Field(default_factory=list)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    seed: int = 0
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="corpus name (letters, digits, `_.-`)")
+    description: str = Field(default="", description="free text, shown in the dataset card")
+    sources: list[SourceConfig] = Field(min_length=1, description="task sources (at least one)")
+    teacher: ModelConfig | None = Field(default=None, description="the teacher model")
+    student: ModelConfig | None = Field(default=None, description="the student model (PERsD, SODA)")
+    judge: ModelConfig | None = Field(default=None, description="a judge model (SODA's rubric)")
+    stages: list[StageConfig] = Field(default_factory=list, description="the ordered stages")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="export defaults")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="spending limits")
+    seed: int = Field(default=0, description="seed for every sampling stage (enters their fingerprints)")
 
     def model_for(self, role: str) -> ModelConfig | None:
         return {"teacher": self.teacher, "student": self.student, "judge": self.judge}.get(role)
