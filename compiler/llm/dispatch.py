@@ -1,0 +1,165 @@
+"""Sending: a pool of workers for concurrent backends, chunked calls for in-process ones.
+
+Concurrent backends get one worker task per allowed slot (not one task per request: tens of
+thousands of idle tasks cost CPU for nothing). A worker takes the next registered job, waits for the
+rate limiter and the adaptive limit, sends, and on a retryable error releases its slot, backs off
+and tries again until ``max_attempts``. Jobs are registered (pending ledger rows) a chunk at a time,
+just before workers need them, and the budget is asked before every new job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from compiler.llm.backend import FatalError, RetryableError
+from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
+from compiler.llm.recorder import Job, Recorder
+
+FLUSH_EVERY_S = 0.1
+
+
+@dataclass
+class Outcome:
+    """What a dispatch did: requests sent, and the jobs never sent because the budget said no."""
+
+    sent: int = 0
+    not_sent: list[Job] = field(default_factory=list)
+
+
+class ConcurrentDispatch:
+    def __init__(self, backend, recorder: Recorder, *, limit: AdaptiveLimit, rate: RateLimiter,
+                 retry: RetryPolicy, max_attempts: int, admits: Callable[[], bool],
+                 charge: Callable[[float], None], on_flush: Callable[[int], None] | None = None,
+                 seed: int | None = None):
+        self.backend, self.recorder, self.limit, self.rate = backend, recorder, limit, rate
+        self.retry, self.max_attempts, self.admits, self.charge = retry, max_attempts, admits, charge
+        self.on_flush = on_flush
+        self.rng = random.Random(seed)
+        self.outcome = Outcome()
+        self._todo: deque[Job] = deque()
+        self._ready: deque[Job] = deque()
+        self._stopped = False
+
+    async def run(self, jobs: list[Job]) -> Outcome:
+        self._todo.extend(jobs)
+        flusher = asyncio.create_task(self._flush_loop())
+        workers = [asyncio.create_task(self._worker()) for _ in range(min(self.limit.max_limit, len(jobs)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            flusher.cancel()
+            self.outcome.not_sent.extend(self._ready)
+            self.outcome.not_sent.extend(self._todo)
+            self.recorder.unregister(list(self._ready))
+            self._flush()
+        return self.outcome
+
+    def _next(self) -> Job | None:
+        if self._stopped:
+            return None
+        if not self.admits():
+            self._stopped = True
+            return None
+        if not self._ready and self._todo:
+            chunk = [self._todo.popleft() for _ in range(min(len(self._todo), max(8, int(self.limit.limit))))]
+            self.recorder.register(chunk)
+            self._ready.extend(chunk)
+        return self._ready.popleft() if self._ready else None
+
+    async def _worker(self) -> None:
+        while (job := self._next()) is not None:
+            self.outcome.sent += 1
+            await self._send(job)
+
+    async def _send(self, job: Job) -> None:
+        while True:
+            job.attempts += 1
+            if self.rate.active:
+                await self.rate.acquire(job.tokens_estimate)
+            await self.limit.acquire()
+            t0 = time.monotonic()
+            try:
+                completion = await self.backend.acomplete(job.request)
+            except RetryableError as exc:
+                self.limit.release()
+                if not await self._after_retryable(job, exc, time.monotonic() - t0):
+                    return
+                continue
+            except FatalError as exc:
+                self.limit.release()
+                self.recorder.fail(job, exc.reason, exc.detail, time.monotonic() - t0)
+                return
+            except Exception as exc:  # a bug or an unexpected library error: record, never lose the row
+                self.limit.release()
+                self.recorder.fail(job, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+                return
+            latency = time.monotonic() - t0
+            self.limit.release()
+            self.limit.on_success(latency)
+            self.charge(self.recorder.complete(job, completion, latency))
+            return
+
+    async def _after_retryable(self, job: Job, exc: RetryableError, latency: float) -> bool:
+        """Signal the limiter and sleep before the next attempt; False when attempts are used up."""
+        if exc.overload:
+            self.limit.on_overload(exc.retry_after)
+        else:
+            self.limit.on_error()
+        if job.attempts >= self.max_attempts:
+            self.recorder.fail(job, exc.reason, exc.detail, latency)
+            return False
+        await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
+        return True
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            self._flush()
+
+    def _flush(self) -> None:
+        n = self.recorder.buffered
+        self.recorder.flush()
+        if self.on_flush and n:
+            self.on_flush(n)
+
+
+def run_in_process(backend, recorder: Recorder, jobs: list[Job], *, chunk: int,
+                   admits: Callable[[], bool], charge: Callable[[float], None],
+                   on_flush: Callable[[int], None] | None = None) -> Outcome:
+    """Send jobs to an in-process backend ``chunk`` at a time, committing after each chunk."""
+    outcome = Outcome()
+    for start in range(0, len(jobs), chunk):
+        if not admits():
+            outcome.not_sent.extend(jobs[start:])
+            break
+        part = jobs[start:start + chunk]
+        recorder.register(part)
+        outcome.sent += len(part)
+        _complete_chunk(backend, recorder, part, charge)
+        n = recorder.buffered
+        recorder.flush()
+        if on_flush:
+            on_flush(n)
+    return outcome
+
+
+def _complete_chunk(backend, recorder: Recorder, part: list[Job], charge: Callable[[float], None]) -> None:
+    t0 = time.monotonic()
+    for job in part:
+        job.attempts = 1
+    try:
+        completions = backend.complete_batch([j.request for j in part])
+    except Exception as exc:  # the whole chunk failed: each request becomes a failure row
+        for job in part:
+            recorder.fail(job, "backend_error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        return
+    latency = (time.monotonic() - t0) / max(1, len(part))
+    for job, completion in zip(part, completions):
+        charge(recorder.complete(job, completion, latency))
