@@ -14,6 +14,7 @@ import builtins
 import io
 import textwrap
 import tokenize
+import warnings
 from typing import Iterable, Sequence
 
 _BUILTINS = frozenset(dir(builtins))
@@ -24,10 +25,13 @@ def parse(code: str | None) -> ast.Module | None:
     """The module's AST, or None when the code is empty or not valid Python."""
     if not code or not code.strip():
         return None
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
+    with warnings.catch_warnings():  # invalid escapes in benchmark code are not our concern
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return ast.parse(code)
+        except (SyntaxError, ValueError):
+            return None
 
 
 def defined_functions(code: str | None) -> list[str]:
