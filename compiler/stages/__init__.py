@@ -13,6 +13,8 @@ _MODULES = (
     "execute",
     "filters",
     "format",
+    "dedup",
+    "decontaminate",
 )
 
 
