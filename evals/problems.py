@@ -20,6 +20,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 from evals import codeinfo
 from evals.datafiles import DataError, Row, hub_rows, iter_rows
+from evals.evalplus_inputs import typed_inputs
 from evals.sandbox.types import TestCase, TestSpec
 
 Benchmark = Literal["humaneval", "mbpp", "mbpp+"]
@@ -167,15 +168,16 @@ def _inputs(value: Any) -> list[Any]:
 
 def mbpp_plus_problem(row: Row, origin: str) -> Problem:
     """An MBPP+ problem; its input cases carry ``expected`` only when the row does (EvalPlus data
-    does not: see :mod:`evals.expected` for filling them from the canonical solution)."""
+    does not: see :mod:`evals.expected` for filling them from the canonical solution). Tuple and
+    set arguments lost in JSON are restored from the example assertion (:mod:`evals.evalplus_inputs`)."""
     base, plus = _inputs(row.get("base_input")), _inputs(row.get("plus_input"))
     given = _inputs(row.get("expected_output")) if row.get("expected_output") else None
-    cases = []
-    for i, args in enumerate(base + plus):
-        expected = json.dumps(given[i]) if given is not None and i < len(given) else None
-        cases.append(TestCase(kind="input", inputs=json.dumps(args), expected=expected,
-                              visibility="seen" if i == 0 else "hidden"))
     ep = row["entry_point"]
+    cases = []
+    for i, inputs in enumerate(typed_inputs(base + plus, row.get("assertion") or "", ep)):
+        expected = json.dumps(given[i]) if given is not None and i < len(given) else None
+        cases.append(TestCase(kind="input", inputs=inputs, expected=expected,
+                              visibility="seen" if i == 0 else "hidden"))
     tests = TestSpec(style="evalplus", entry_point=ep, cases=tuple(cases), atol=float(row.get("atol") or 0))
     meta = {"origin": origin, "n_base": len(base), "n_plus": len(plus), "licence": "Apache-2.0",
             "assertion": row.get("assertion") or ""}

@@ -92,10 +92,12 @@ def _task_id(row: Row, index: int) -> str:
 
 
 def _text(row: Row, key: str, *, required: bool = True) -> str | None:
+    """A string field; a missing (or, when required, blank) one is an error if ``required``."""
     value = row.get(key)
-    if value is None or (isinstance(value, str) and not value.strip() and required):
-        if required:
-            raise RowError(f"missing required field {key!r}")
+    blank = value is None or (isinstance(value, str) and not value.strip())
+    if required and blank:
+        raise RowError(f"missing required field {key!r}")
+    if value is None:
         return None
     if not isinstance(value, str):
         raise RowError(f"field {key!r} must be a string, got {type(value).__name__}")

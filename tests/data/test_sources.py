@@ -195,3 +195,11 @@ def test_load_sources_concatenates_and_rejects_shared_labels(tmp_path: Path):
         {"kind": "jsonl", "path": "t.jsonl"}, {"kind": "jsonl", "path": "t.jsonl"}]})
     with pytest.raises(SourceError, match="share the label"):
         load_sources(twice, tmp_path)
+
+
+def test_mbpp_hub_without_network_and_a_bad_split(tmp_path: Path):
+    with pytest.raises(SourceError) as err:
+        load_source(src(kind="mbpp", config="sanitized", split="test"), tmp_path)
+    assert str(err.value).startswith("google-research-datasets/mbpp (sanitized): cannot load dataset")
+    with pytest.raises(SourceError, match="unknown split 'dev'"):
+        load_source(src(kind="mbpp", path=str(SANITIZED_MBPP), split="dev"), tmp_path)
