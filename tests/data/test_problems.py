@@ -101,3 +101,12 @@ def test_unknown_subset_and_benchmark():
         load_problems("mbpp", path=str(SANITIZED_MBPP), subset="nope")
     with pytest.raises(ValueError):
         load_problems("apps")  # type: ignore[arg-type]
+
+
+def test_persd_prompt_for_mbpp_plus_takes_the_text_out_of_its_docstring():
+    problem = load_problems("mbpp+", path=str(MBPP_PLUS), limit=1)[0]
+    prompt = persd_prompt(problem)
+    text, example = prompt.split(">>> Example: ")
+    assert "assert" not in text and text.strip('"\n ').startswith("Write a function")
+    assert example.startswith(f"assert {problem.entry_point}(") and " = " in example and "==" not in example
+    assert prompt.endswith(f"{problem.header}\n")
