@@ -22,7 +22,7 @@ from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.dispatch import ConcurrentDispatch, Outcome, run_in_process
 from compiler.llm.prices import resolve_price
 from compiler.llm.recorder import CallContext, Job, Recorder
-from compiler.llm.types import LLMRequest, LLMResult
+from compiler.llm.types import LLMRequest, LLMResult, key_of
 
 if TYPE_CHECKING:
     from compiler.recipe.schema import ModelConfig
@@ -39,8 +39,9 @@ class LLMClient:
 
     def __init__(self, config: "ModelConfig", *, store: "Store | None", role: str,
                  budget: Budget | None = None, backend: Backend | None = None,
-                 retry: RetryPolicy | None = None):
+                 retry: RetryPolicy | None = None, batch_poll_s: float = 30.0):
         self.config, self.store, self.role = config, store, role
+        self.batch_poll_s = batch_poll_s
         self.budget = budget
         self.backend = backend or make_backend(config)
         self.retry = retry or RetryPolicy()
@@ -84,7 +85,8 @@ class LLMClient:
     def _resolve_cache(self, requests: list[LLMRequest], recorder: Recorder) -> list[Job]:
         """Record hits; return one job per distinct missing key, in first-seen order."""
         b = self.backend
-        keys = [r.cache_key(b.kind, b.model, b.revision) for r in requests]
+        key_jsons = [r.key_json(b.kind, b.model, b.revision) for r in requests]
+        keys = [key_of(k) for k in key_jsons]
         found = cache.lookup(self.store.con, keys) if self.store is not None else {}
         jobs: dict[str, Job] = {}
         for i, (req, key) in enumerate(zip(requests, keys)):
@@ -95,7 +97,7 @@ class LLMClient:
                 jobs[key].indices.append(i)
                 self.cache_hits += 1
             else:
-                jobs[key] = Job(req, key, [i], tokens_estimate=_estimate_tokens(req))
+                jobs[key] = Job(req, key, [i], key_json=key_jsons[i], tokens_estimate=_estimate_tokens(req))
         recorder.flush()
         return list(jobs.values())
 
@@ -109,8 +111,9 @@ class LLMClient:
         try:
             if self.config.batch and self.backend.kind == "openai":
                 from compiler.llm.batch import run_batch
-                return _run_async(lambda: run_batch(self.backend, recorder, jobs, admits=admits,
-                                                    charge=charge, max_attempts=self.config.max_retries + 1))
+                return _run_async(lambda: run_batch(self.backend, recorder, jobs, admits=admits, charge=charge,
+                                                    max_attempts=self.config.max_retries + 1,
+                                                    poll_s=self.batch_poll_s))
             if getattr(self.backend, "concurrent", False):
                 return _run_async(lambda: self._run_concurrent(jobs, recorder, admits, charge, on_flush))
             chunk = max(1, getattr(self.config, "batch_size", 8)) * 4

@@ -4,7 +4,9 @@ Concurrent backends get one worker task per allowed slot (not one task per reque
 thousands of idle tasks cost CPU for nothing). A worker takes the next registered job, waits for the
 rate limiter and the adaptive limit, sends, and on a retryable error releases its slot, backs off
 and tries again until ``max_attempts``. Jobs are registered (pending ledger rows) a chunk at a time,
-just before workers need them, and the budget is asked before every new job.
+the next chunk while the current one is being sent, and the budget is asked before every new job.
+All store writes run in order on one thread of their own: DuckDB releases the GIL while it works,
+so commits (and their fsyncs) never stall the event loop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,7 +23,7 @@ from compiler.llm.backend import FatalError, RetryableError
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
 
-FLUSH_EVERY_S = 0.1
+FLUSH_EVERY_S = 0.2
 
 
 @dataclass
@@ -47,6 +50,8 @@ class ConcurrentDispatch:
 
     async def run(self, jobs: list[Job]) -> Outcome:
         self._todo.extend(jobs)
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-ledger")
+        self._registering: asyncio.Task[None] | None = None
         flusher = asyncio.create_task(self._flush_loop())
         workers = [asyncio.create_task(self._worker()) for _ in range(min(self.limit.max_limit, len(jobs)))]
         try:
@@ -55,26 +60,56 @@ class ConcurrentDispatch:
             for w in workers:
                 w.cancel()
             flusher.cancel()
-            self.outcome.not_sent.extend(self._ready)
-            self.outcome.not_sent.extend(self._todo)
-            self.recorder.unregister(list(self._ready))
-            self._flush()
+            await self._settle()
         return self.outcome
 
-    def _next(self) -> Job | None:
-        if self._stopped:
-            return None
-        if not self.admits():
-            self._stopped = True
-            return None
-        if not self._ready and self._todo:
-            chunk = [self._todo.popleft() for _ in range(min(len(self._todo), max(8, int(self.limit.limit))))]
-            self.recorder.register(chunk)
+    async def _settle(self) -> None:
+        """Drop the pending rows of jobs never sent and commit everything that finished."""
+        if self._registering is not None:
+            await asyncio.shield(self._registering)
+        self.outcome.not_sent.extend(self._ready)
+        self.outcome.not_sent.extend(self._todo)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._db, self.recorder.unregister, list(self._ready))
+        await self._flush()
+        self._db.shutdown(wait=True)
+
+    async def _next(self) -> Job | None:
+        while True:
+            if self._stopped:
+                return None
+            if not self.admits():
+                self._stopped = True
+                return None
+            if len(self._ready) <= self._chunk() // 2 and self._todo and self._registering is None:
+                self._register_next()
+            if self._ready:
+                return self._ready.popleft()
+            if self._registering is None:
+                return None
+            await asyncio.shield(self._registering)
+
+    def _chunk(self) -> int:
+        return max(8, int(self.limit.limit))
+
+    def _register_next(self) -> None:
+        """Start committing pending rows for the next chunk; its jobs become ready when done."""
+        chunk = [self._todo.popleft() for _ in range(min(len(self._todo), self._chunk()))]
+        self._registering = asyncio.ensure_future(self._register(chunk))
+
+    async def _register(self, chunk: list[Job]) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._db, self.recorder.register, chunk)
             self._ready.extend(chunk)
-        return self._ready.popleft() if self._ready else None
+        except BaseException:
+            self._todo.extendleft(reversed(chunk))
+            self._stopped = True
+            raise
+        finally:
+            self._registering = None
 
     async def _worker(self) -> None:
-        while (job := self._next()) is not None:
+        while (job := await self._next()) is not None:
             self.outcome.sent += 1
             await self._send(job)
 
@@ -121,13 +156,14 @@ class ConcurrentDispatch:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
-            self._flush()
+            await self._flush()
 
-    def _flush(self) -> None:
-        n = self.recorder.buffered
-        self.recorder.flush()
-        if self.on_flush and n:
-            self.on_flush(n)
+    async def _flush(self) -> None:
+        rows = self.recorder.take()
+        if len(rows) or rows.failures:
+            await asyncio.get_running_loop().run_in_executor(self._db, self.recorder.write, rows)
+            if self.on_flush:
+                self.on_flush(len(rows))
 
 
 def run_in_process(backend, recorder: Recorder, jobs: list[Job], *, chunk: int,

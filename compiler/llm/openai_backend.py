@@ -48,6 +48,7 @@ class OpenAIBackend:
             raise BackendError(f"openai backend: set ${config.api_key_env} (or base_url for a local server)")
         self._client: openai.AsyncOpenAI | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._urls: dict[str, str] = {}
 
     def client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
@@ -56,6 +57,8 @@ class OpenAIBackend:
                                               timeout_s=self.config.timeout_s,
                                               limit=max(self.config.max_concurrency, 8))
             self._loop = loop
+            root = str(self._client.base_url).rstrip("/")
+            self._urls = {"chat": root + "/chat/completions", "text": root + "/completions"}
         return self._client
 
     def body(self, req: LLMRequest) -> dict[str, Any]:
@@ -74,11 +77,13 @@ class OpenAIBackend:
 
     @staticmethod
     def path(req: LLMRequest) -> str:
-        return "/chat/completions" if req.messages is not None else "/completions"
+        return "/v1/chat/completions" if req.messages is not None else "/v1/completions"
 
     async def acomplete(self, req: LLMRequest) -> Completion:
+        client = self.client()   # absolute URLs: the SDK skips re-parsing and merging the base URL
+        url = self._urls["chat" if req.messages is not None else "text"]
         try:
-            raw = await self.client().post(self.path(req), body=self.body(req), cast_to=httpx2.Response)
+            raw = await client.post(url, body=self.body(req), cast_to=httpx2.Response)
         except openai.APIStatusError as exc:
             raise _status_error(exc) from None
         except openai.APITimeoutError as exc:

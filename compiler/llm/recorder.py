@@ -4,25 +4,41 @@ Crash safety rests on two rules. A call's ledger row is committed as ``pending``
 sent (rows are registered a chunk at a time, just ahead of sending). Its response, its cache entry
 and its final ledger row are committed together, so after a ``kill -9`` every call is either done
 (cached, priced) or still ``pending`` — the pending ones are the calls that were in flight, the only
-ones a rerun can pay for twice. Results are buffered and committed as a group every ~0.1 s, which
-keeps the store from dominating CPU at hundreds of calls per second.
+ones a rerun can pay for twice. Results are buffered and committed as a group every ~0.2 s (DuckDB
+statements cost milliseconds each, whatever their size), and the concurrent dispatcher runs the
+writes on a thread of their own so the event loop never waits for the disk.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from compiler.llm.cache import request_json, response_json
+from compiler.llm.cache import response_json
 from compiler.llm.prices import Price
 from compiler.llm.types import Completion, LLMRequest, LLMResult
 
 if TYPE_CHECKING:
+    import duckdb
+
     from compiler.store.db import Store
+
+
+class CallIds:
+    """Unique call ids without a uuid per call: a random prefix per process plus a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:20]
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+new_call_id = CallIds()
 
 
 @dataclass
@@ -33,7 +49,8 @@ class Job:
     request: LLMRequest
     key: str
     indices: list[int]
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key_json: str = ""
+    call_id: str = field(default_factory=new_call_id)
     attempts: int = 0
     tokens_estimate: int = 0
     batch_id: str | None = None
@@ -54,8 +71,17 @@ class CallContext:
     batch: bool = False
 
 
-_FINAL_COLS = ("call_id", "status", "prompt_tokens", "cached_tokens", "completion_tokens",
-               "reasoning_tokens", "usd", "latency_s", "attempts", "error")
+@dataclass
+class Pending:
+    """Rows taken from the recorder's buffers, ready to be written in one transaction."""
+
+    final: list[tuple] = field(default_factory=list)
+    cache: list[tuple[str, str, str]] = field(default_factory=list)
+    hits: list[tuple[str, str, str]] = field(default_factory=list)
+    failures: list[tuple] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.final) + len(self.hits)
 
 
 class Recorder:
@@ -64,10 +90,7 @@ class Recorder:
 
     def __init__(self, store: "Store | None", ctx: CallContext, requests: list[LLMRequest]):
         self.store, self.ctx, self.requests = store, ctx, requests
-        self._final: list[tuple] = []
-        self._cache: list[tuple[str, str, str]] = []
-        self._hits: list[tuple[str, str, str]] = []   # (call_id, key, served_rows json)
-        self._failures: list[tuple] = []
+        self._buf = Pending()
         self.results: list[LLMResult | None] = [None] * len(requests)
         self.usd = 0.0
 
@@ -77,19 +100,14 @@ class Recorder:
         if self.store is None or not jobs:
             return
         c = self.ctx
-        table = pa.table({
-            "call_id": [j.call_id for j in jobs], "key": [j.key for j in jobs],
-            "served_rows": [self._served(j.indices[0]) for j in jobs],
-            "batch_id": [j.batch_id for j in jobs],
-        })
         with self.store.transaction() as con:
-            con.register("pending_rows", table)
             con.execute(
                 "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, status, "
-                "price_version, attempts, served_rows, batch_id, created_at) SELECT call_id, key, ?, ?, ?, ?, "
-                "?, 'pending', ?, 0, served_rows::JSON, batch_id, now() FROM pending_rows",
-                [c.backend, c.model, c.role, c.stage, c.stage_fp, c.price_version])
-            con.unregister("pending_rows")
+                "price_version, attempts, served_rows, batch_id, created_at) SELECT unnest($1), unnest($2), "
+                "$3, $4, $5, $6, $7, 'pending', $8, 0, unnest($9)::JSON, unnest($10), now()",
+                [[j.call_id for j in jobs], [j.key for j in jobs], c.backend, c.model, c.role, c.stage,
+                 c.stage_fp, c.price_version, [self._served(j.indices[0]) for j in jobs],
+                 [j.batch_id for j in jobs]])
 
     def unregister(self, jobs: list[Job]) -> None:
         """Remove the pending rows of jobs that were registered but never sent (budget stop)."""
@@ -105,8 +123,8 @@ class Recorder:
     # -- outcomes ------------------------------------------------------------------------------
     def hit(self, index: int, key: str, completion: Completion) -> None:
         """A cache hit: a $0 ledger row and the cached text."""
-        call_id = uuid.uuid4().hex
-        self._hits.append((call_id, key, self._served(index)))
+        call_id = new_call_id()
+        self._buf.hits.append((call_id, key, self._served(index)))
         self.results[index] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=completion.usage, status="cache_hit", usd=0.0, attempts=0,
                                         call_id=call_id, cache_key=key)
@@ -116,10 +134,10 @@ class Recorder:
         usd = self.ctx.price.cost(completion.usage, batch=self.ctx.batch)
         status = "ok" if job.attempts <= 1 else "retried"
         u = completion.usage
-        self._final.append((job.call_id, status, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
-                            u.reasoning_tokens, usd, latency, job.attempts, None))
-        self._cache.append((job.key, request_json(job.request.key_payload(
-            self.ctx.backend, self.ctx.model, self.ctx.revision)), response_json(completion)))
+        self._buf.final.append((job.call_id, status, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
+                                u.reasoning_tokens, usd, latency, job.attempts, None))
+        self._buf.cache.append((job.key, job.key_json or job.request.key_json(
+            self.ctx.backend, self.ctx.model, self.ctx.revision), response_json(completion)))
         first, *dups = job.indices
         self.results[first] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=u, status=status, usd=usd, latency_s=latency,
@@ -132,10 +150,11 @@ class Recorder:
     def fail(self, job: Job, reason: str, detail: str, latency: float, usd: float = 0.0) -> None:
         """Record a request that failed for good: ledger row ``failed`` plus a failures row."""
         error = f"{reason}: {detail}" if detail else reason
-        self._final.append((job.call_id, "failed", 0, 0, 0, 0, usd, latency, job.attempts, error[:1000]))
+        self._buf.final.append((job.call_id, "failed", 0, 0, 0, 0, usd, latency, job.attempts, error[:1000]))
         for index in job.indices:
-            self._failures.append((job.call_id if index == job.indices[0] else uuid.uuid4().hex,
-                                   job.key, reason, detail[:1000], job.attempts, usd, self._served(index)))
+            call_id = job.call_id if index == job.indices[0] else new_call_id()
+            self._buf.failures.append((call_id, job.key, reason, detail[:1000], job.attempts, usd,
+                                       self._served(index)))
             self.results[index] = LLMResult(ok=False, text=None, status="failed", usd=usd, latency_s=latency,
                                             attempts=job.attempts, error=error, call_id=job.call_id,
                                             cache_key=job.key)
@@ -143,75 +162,63 @@ class Recorder:
 
     @property
     def buffered(self) -> int:
-        return len(self._final) + len(self._hits)
+        return len(self._buf)
 
     # -- commit --------------------------------------------------------------------------------
+    def take(self) -> Pending:
+        """Hand over everything buffered (to :meth:`write`, possibly on another thread)."""
+        taken, self._buf = self._buf, Pending()
+        return taken
+
     def flush(self) -> None:
-        """Commit everything buffered in one transaction."""
-        if not (self._final or self._hits or self._failures):
-            return
-        if self.store is None:
-            self._final, self._cache, self._hits, self._failures = [], [], [], []
+        self.write(self.take())
+
+    def write(self, rows: Pending) -> None:
+        """Commit ``rows`` in one transaction."""
+        if self.store is None or not (rows.final or rows.hits or rows.failures):
             return
         with self.store.transaction() as con:
-            self._write_cache(con)
-            self._write_final(con)
-            self._write_hits(con)
-            self._write_failures(con)
-        self._final, self._cache, self._hits, self._failures = [], [], [], []
+            self._write_cache(con, rows.cache)
+            self._write_final(con, rows.final)
+            self._write_hits(con, rows.hits)
+            self._write_failures(con, rows.failures)
 
-    def _write_cache(self, con) -> None:
-        if not self._cache:
-            return
-        keys, reqs, resps = zip(*self._cache)
-        con.register("cache_rows", pa.table({"key": keys, "request": reqs, "response": resps}))
-        con.execute("INSERT INTO llm_cache SELECT key, ?, ?, request::JSON, response::JSON, now() "
-                    "FROM cache_rows ON CONFLICT DO NOTHING", [self.ctx.backend, self.ctx.model])
-        con.unregister("cache_rows")
+    def _write_cache(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
+        if rows:
+            keys, reqs, resps = (list(c) for c in zip(*rows))
+            con.execute("INSERT INTO llm_cache SELECT unnest($1), $2, $3, unnest($4)::JSON, unnest($5)::JSON, "
+                        "now() ON CONFLICT DO NOTHING", [keys, self.ctx.backend, self.ctx.model, reqs, resps])
 
-    def _write_final(self, con) -> None:
-        if not self._final:
+    def _write_final(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
+        if not rows:
             return
-        cols = list(zip(*self._final))
-        con.register("final_rows", pa.table(dict(zip(_FINAL_COLS, cols)),
-                                            schema=_FINAL_SCHEMA))
+        cols = [list(c) for c in zip(*rows)]
         con.execute(
-            "UPDATE llm_calls SET status = f.status, prompt_tokens = f.prompt_tokens, "
-            "cached_tokens = f.cached_tokens, completion_tokens = f.completion_tokens, "
-            "reasoning_tokens = f.reasoning_tokens, usd = f.usd, latency_s = f.latency_s, "
-            "attempts = f.attempts, error = f.error, finished_at = now() "
-            "FROM final_rows f WHERE llm_calls.call_id = f.call_id")
-        con.unregister("final_rows")
+            "UPDATE llm_calls SET status = f.status, prompt_tokens = f.p, cached_tokens = f.ca, "
+            "completion_tokens = f.co, reasoning_tokens = f.r, usd = f.usd, latency_s = f.lat, "
+            "attempts = f.att, error = f.err, finished_at = now() FROM (SELECT unnest($1) AS call_id, "
+            "unnest($2) AS status, unnest($3::BIGINT[]) AS p, unnest($4::BIGINT[]) AS ca, "
+            "unnest($5::BIGINT[]) AS co, unnest($6::BIGINT[]) AS r, unnest($7::DOUBLE[]) AS usd, "
+            "unnest($8::DOUBLE[]) AS lat, unnest($9::INTEGER[]) AS att, unnest($10::VARCHAR[]) AS err) f "
+            "WHERE llm_calls.call_id = f.call_id", cols)
 
-    def _write_hits(self, con) -> None:
-        if not self._hits:
+    def _write_hits(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
+        if not rows:
             return
-        ids, keys, served = zip(*self._hits)
+        ids, keys, served = (list(c) for c in zip(*rows))
         c = self.ctx
-        con.register("hit_rows", pa.table({"call_id": ids, "key": keys, "served_rows": served}))
         con.execute(
             "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, status, usd, "
-            "price_version, attempts, served_rows, created_at, finished_at) SELECT call_id, key, ?, ?, ?, "
-            "?, ?, 'cache_hit', 0, ?, 0, served_rows::JSON, now(), now() FROM hit_rows",
-            [c.backend, c.model, c.role, c.stage, c.stage_fp, c.price_version])
-        con.unregister("hit_rows")
+            "price_version, attempts, served_rows, created_at, finished_at) SELECT unnest($1), unnest($2), "
+            "$3, $4, $5, $6, $7, 'cache_hit', 0, $8, 0, unnest($9)::JSON, now(), now()",
+            [ids, keys, c.backend, c.model, c.role, c.stage, c.stage_fp, c.price_version, served])
 
-    def _write_failures(self, con) -> None:
-        if not self._failures:
+    def _write_failures(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
+        if not rows:
             return
-        cols = list(zip(*self._failures))
-        names = ("call_id", "key", "reason", "detail", "attempts", "usd", "served_rows")
+        cols = [list(col) for col in zip(*rows)]
         c = self.ctx
-        con.register("failure_rows", pa.table(dict(zip(names, cols))))
         con.execute(
-            "INSERT INTO llm_failures SELECT call_id, key, ?, ?, ?, ?, ?, reason, detail, attempts, usd, "
-            "served_rows::JSON, now() FROM failure_rows ON CONFLICT DO NOTHING",
-            [c.backend, c.model, c.role, c.stage, c.stage_fp])
-        con.unregister("failure_rows")
-
-
-_FINAL_SCHEMA = pa.schema([
-    ("call_id", pa.string()), ("status", pa.string()), ("prompt_tokens", pa.int64()),
-    ("cached_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("reasoning_tokens", pa.int64()),
-    ("usd", pa.float64()), ("latency_s", pa.float64()), ("attempts", pa.int64()), ("error", pa.string()),
-])
+            "INSERT INTO llm_failures SELECT unnest($1), unnest($2), $8, $9, $10, $11, $12, unnest($3), "
+            "unnest($4), unnest($5::INTEGER[]), unnest($6::DOUBLE[]), unnest($7)::JSON, now() "
+            "ON CONFLICT DO NOTHING", cols + [c.backend, c.model, c.role, c.stage, c.stage_fp])

@@ -59,10 +59,18 @@ class LLMRequest:
             "sample_index": self.sample_index,
         }
 
+    def key_json(self, backend: str, model: str, revision: str | None = None) -> str:
+        """The canonical JSON the cache key hashes (stored with the cache entry)."""
+        return json.dumps(self.key_payload(backend, model, revision), sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False)
+
     def cache_key(self, backend: str, model: str, revision: str | None = None) -> str:
-        payload = json.dumps(self.key_payload(backend, model, revision), sort_keys=True,
-                             separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return key_of(self.key_json(backend, model, revision))
+
+
+def key_of(key_json: str) -> str:
+    """The cache key of a canonical request JSON (see :meth:`LLMRequest.key_json`)."""
+    return hashlib.sha256(key_json.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
