@@ -21,10 +21,14 @@ class TestCase:
     """One test.
 
     - ``kind="assert"``: ``code`` is a Python statement (``assert f(1) == 2``), MBPP style.
-    - ``kind="io"``: ``call`` is an expression (``f(1, 2)``) and ``expected`` the repr of its value,
-      PERsD style; the child returns the value serialised and the parent compares.
+    - ``kind="io"``: ``call`` is an expression (``f(1, 2)``) and ``expected`` the text of its value as
+      PERsD writes it: ``str(value)``, or the printed output when the value is None (the
+      sandbox's ``ExecResult.outputs`` give exactly that); the child returns the output and the
+      parent compares. ``expected=None`` records the output without comparing (oracle runs).
     - ``kind="input"``: ``inputs`` is a JSON list of positional arguments for the entry point and
-      ``expected`` the JSON-encoded expected value (EvalPlus style, compared with ``atol``).
+      ``expected`` the JSON-encoded expected value (EvalPlus style, compared with ``atol``);
+      plain JSON or the sandbox's tagged encoding (``ExecResult.outputs`` of a reference run),
+      which keeps tuples, sets, NaN and big integers. ``expected=None`` records without comparing.
     """
 
     kind: Literal["assert", "io", "input"]
@@ -45,7 +49,9 @@ class TestSpec:
     - ``mbpp``: ``setup`` (test imports / setup code) then each assert case.
     - ``io``: each io case, stopping at the first failure (PERsD feedback semantics).
     - ``evalplus``: each input case against ``expected`` with ``atol``.
-    - ``run``: the program must compile and run to completion (no tests).
+    - ``run``: the program must compile and run to completion (no tests). ``language`` selects
+      the toolchain (python, c, cpp, java, go, javascript, typescript); the other styles are
+      Python only.
     """
 
     style: Style
@@ -54,6 +60,7 @@ class TestSpec:
     check: str = ""
     cases: tuple[TestCase, ...] = ()
     atol: float = 0.0
+    language: str = "python"
 
     def select(self, visibility: Visibility) -> "TestSpec":
         """The same spec restricted to the cases of one visibility (``check`` is hidden)."""
@@ -68,6 +75,8 @@ class TestSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["cases"] = [asdict(c) for c in self.cases]
+        if d["language"] == "python":      # keeps the serialised form of Python specs unchanged
+            del d["language"]
         return d
 
     def to_json(self) -> str:
@@ -103,6 +112,7 @@ class Status(str, enum.Enum):
     OUTPUT_LIMIT = "output_limit"
     KILLED = "killed"
     SYNTAX_ERROR = "syntax_error"
+    SKIPPED = "skipped"            # nothing ran: the language's toolchain is not installed here
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class ExecResult:
     wall_s: float = 0.0
     isolation: str = ""            # the isolation level actually used, e.g. "bwrap+rlimits"
     cached: bool = False
+    outputs: list[Any] | None = None   # io: output texts; evalplus: encoded values (cases that ran)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
