@@ -1,0 +1,232 @@
+"""The warm fork server. It starts once per worker (inside bubblewrap when available), imports
+the common modules, snapshots them, then for every job forks a child that confines itself and
+runs the harness, while the server watches it, sweeps whatever it left and removes its working
+directory.
+
+Start-up options arrive as one JSON argument; jobs and results are frames on the two descriptors
+given there (see :mod:`.protocol`). The server is trusted code: it never runs the program itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import sys
+
+from . import confine, guard, harness, landlock, protocol, seccomp, supervise
+from .styles import STYLES
+
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+# Imported once in the server so that children start warm (and so that they work where the
+# interpreter's own directory is unreadable to the child's uid, as under a private /root).
+PRELOAD = ("numpy", "collections", "fractions", "decimal", "re", "json", "math", "cmath", "heapq", "bisect",
+           "itertools", "functools", "typing", "random", "statistics", "string", "copy", "datetime", "operator",
+           "array", "hashlib", "time", "subprocess", "unicodedata", "textwrap", "dataclasses", "enum",
+           "abc", "io", "struct", "calendar", "pprint", "queue", "types", "numbers", "contextlib", "socket",
+           "threading", "signal", "glob", "pathlib", "tempfile", "shutil", "csv", "base64", "binascii", "zlib",
+           "uuid", "locale", "difflib", "weakref", "ast", "inspect", "traceback", "warnings", "collections.abc")
+TRUNCATED = "\n[... {n} more bytes truncated by the sandbox]"
+
+
+def _prctl(option: int, value: int) -> None:
+    confine._LIBC.prctl(option, value, 0, 0, 0)
+
+
+def _preload() -> None:
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+class Server:
+    def __init__(self, options: dict) -> None:
+        self.options = options
+        self.in_fd, self.out_fd = options["in_fd"], options["out_fd"]
+        self.workroot = options["workroot"]
+        self.uid = options.get("uid")
+        self.features = {"uid": self.uid is not None, "landlock": 0, "seccomp": False}
+
+    # ---- start-up -------------------------------------------------------------------------
+    def start(self) -> None:
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        if not self.options.get("own_pidns"):
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        sys.dont_write_bytecode = True
+        os.makedirs(self.workroot, exist_ok=True)
+        _preload()
+        self.snapshot = guard.Snapshot()
+        self._probe_features()
+        gc.collect()
+        gc.freeze()
+        protocol.send(self.out_fd, {"op": "ready", "python": sys.version.split()[0], "pid": os.getpid(),
+                                    "features": self.features})
+
+    def _probe_features(self) -> None:
+        """Prepare each optional mechanism and try it in a throwaway child; keep what works."""
+        self.ruleset_fd, self.filter = None, None
+        abi = landlock.abi_version() if self.options.get("landlock") else 0
+        if abi:
+            try:
+                fd = landlock.build_ruleset(self._read_paths(), [self.workroot, "/dev/null"], abi)
+            except OSError:
+                fd = None
+            if fd is not None and self._probe(lambda: landlock.restrict_self(fd)):
+                self.ruleset_fd, self.features["landlock"] = fd, abi
+        if self.options.get("seccomp") and seccomp.supported():
+            candidate = seccomp.Filter()
+            if self._probe(candidate.install):
+                self.filter, self.features["seccomp"] = candidate, True
+        if self.uid is not None and not self._probe(lambda: confine.drop_uid(self.uid)):
+            self.features["uid"], self.uid = False, None
+
+    def _probe(self, action) -> bool:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                confine.no_new_privs()
+                action()
+                os._exit(0)
+            except BaseException:                           # noqa: BLE001
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) == 0
+
+    def _read_paths(self) -> list[str]:
+        return list(self.options.get("read_paths") or [])
+
+    # ---- jobs -----------------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                message = protocol.recv(self.in_fd)
+            except protocol.ProtocolError:
+                return
+            if message.get("op") == "exit":
+                return
+            protocol.send(self.out_fd, self.run_job(message["job"]))
+
+    def _workdir(self) -> str:
+        path = os.path.join(self.workroot, "job-" + secrets.token_hex(4))
+        os.mkdir(path, 0o700)
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def _confinement(self, workdir: str) -> confine.Confinement:
+        env = dict(self.options.get("child_env") or {})
+        env.update(HOME=workdir, TMPDIR=workdir)
+        return confine.Confinement(workdir=workdir, uid=self.uid, ruleset_fd=self.ruleset_fd, seccomp=self.filter,
+                                   env=env, nproc=self.options.get("nproc", self.uid is not None))
+
+    def run_job(self, job: dict) -> dict:
+        workdir = self._workdir()
+        pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
+        pid = os.fork()
+        if pid == 0:
+            self._child(job, workdir, pipes)
+        for _, write_end in pipes:
+            os.close(write_end)
+        limits = job["limits"]
+        cap = int(limits["max_output_bytes"])
+        streams = [supervise.Stream(r, cap if i < 2 else protocol.MAX_FRAME // 4) for i, (r, _) in enumerate(pipes)]
+        ceiling = max(cap, int(limits["max_file_mb"]) << 20)
+        outcome = supervise.watch(pid, streams, float(job["wall_seconds"]), ceiling,
+                                  bool(self.options.get("own_pidns")))
+        for stream in streams:
+            os.close(stream.fd)
+        _remove_tree(workdir)
+        return self._reply(pid, outcome, streams)
+
+    def _child(self, job: dict, workdir: str, pipes: list) -> None:
+        try:
+            confine.wire_fds(pipes[0][1], pipes[1][1], pipes[2][1])
+            confine.enter(self._confinement(workdir), job["limits"])
+        except BaseException as exc:                        # noqa: BLE001
+            os.write(confine.RESULT_FD, (f'{{"ev":"confine","pid":{os.getpid()},"msg":{exc!r:.200}}}\n').encode())
+            os._exit(71)
+        try:
+            harness.run(job, self.snapshot, STYLES)
+        except BaseException as exc:                        # noqa: BLE001 - a harness fault
+            os.write(confine.RESULT_FD, (json.dumps({"ev": "internal", "pid": os.getpid(),
+                                                     "msg": repr(exc)[:500]}) + "\n").encode())
+            os._exit(70)
+        os._exit(0)
+
+    def _reply(self, pid: int, outcome: supervise.Outcome, streams: list) -> dict:
+        status = outcome.status or 0
+        usage = outcome.rusage
+        return {
+            "op": "result",
+            "events": _events(streams[2].kept, pid),
+            "stdout": _text(streams[0]), "stderr": _text(streams[1]),
+            "stdout_bytes": streams[0].total, "stderr_bytes": streams[1].total,
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_s": (usage.ru_utime + usage.ru_stime) if usage else 0.0,
+            "maxrss_kb": usage.ru_maxrss if usage else 0,
+            "wall_s": outcome.wall_s, "killed": outcome.killed,
+        }
+
+
+def _text(stream: supervise.Stream) -> str:
+    text = bytes(stream.kept).decode("utf-8", "replace")
+    extra = stream.total - len(stream.kept)
+    return text + TRUNCATED.format(n=extra) if extra > 0 else text
+
+
+def _events(raw: bytearray, pid: int) -> list[dict]:
+    """Parse the child's JSON lines, keeping only those the job process itself wrote."""
+    events = []
+    for line in bytes(raw).split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("pid") == pid:
+            events.append(event)
+        if len(events) > 100_000:
+            break
+    return events
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a job's directory even if the program made parts of it unreadable."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(root, name), stat.S_IRWXU)
+            except OSError:
+                pass
+    os.chmod(path, stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _protocol_fds() -> tuple[int, int]:
+    """Move the parent's pipes off fds 0/1 so that stray prints cannot corrupt the protocol."""
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    os.close(null)
+    return in_fd, out_fd
+
+
+def main(options_json: str) -> None:
+    options = json.loads(options_json)
+    options["in_fd"], options["out_fd"] = _protocol_fds()
+    server = Server(options)
+    server.start()
+    server.serve()

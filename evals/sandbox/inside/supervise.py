@@ -1,0 +1,166 @@
+"""Watching one child: collect its three output pipes, enforce the wall-clock safety net and the
+output ceiling, and make sure nothing it started survives it.
+
+Every process a job starts is a descendant of the fork server, which is a child subreaper, so
+after the job any survivor (a daemon that double-forked, a fork bomb) is found by walking the
+server's descendants; inside a private pid namespace ``kill(-1)`` sweeps them all at once.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass, field
+
+_CHUNK = 1 << 16
+
+
+@dataclass
+class Stream:
+    """One pipe's captured bytes: the first ``cap`` bytes kept, the rest only counted."""
+
+    fd: int
+    cap: int
+    kept: bytearray = field(default_factory=bytearray)
+    total: int = 0
+    open: bool = True
+
+    def feed(self, data: bytes) -> None:
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+        self.total += len(data)
+
+
+@dataclass
+class Outcome:
+    status: int | None = None           # raw wait status
+    rusage: object | None = None
+    killed: str | None = None           # "wall" | "output" when the server stopped the child
+    wall_s: float = 0.0
+
+
+def _read(stream: Stream) -> None:
+    try:
+        data = os.read(stream.fd, _CHUNK)
+    except BlockingIOError:
+        return
+    if data:
+        stream.feed(data)
+    else:
+        stream.open = False
+
+
+def _over(streams: list[Stream], ceiling: int) -> bool:
+    return any(s.total > ceiling for s in streams)
+
+
+def watch(pid: int, streams: list[Stream], wall_s: float, ceiling: int, own_pidns: bool) -> Outcome:
+    """Run until the child exits (or is stopped), then sweep survivors and drain the pipes."""
+    started = time.monotonic()
+    outcome = Outcome()
+    poller, by_fd = select.poll(), {s.fd: s for s in streams}
+    for s in streams:
+        os.set_blocking(s.fd, False)
+        poller.register(s.fd, select.POLLIN | select.POLLHUP)
+    pidfd = os.pidfd_open(pid)
+    poller.register(pidfd, select.POLLIN)
+    try:
+        while outcome.status is None:
+            remaining = wall_s - (time.monotonic() - started)
+            if remaining <= 0:
+                outcome.killed = "wall"
+                break
+            for fd, _ in poller.poll(min(remaining, 1.0) * 1000):
+                if fd == pidfd:
+                    _, outcome.status, outcome.rusage = os.wait4(pid, 0)
+                else:
+                    _read(by_fd[fd])
+                    if not by_fd[fd].open:
+                        poller.unregister(fd)
+            if _over(streams, ceiling):
+                outcome.killed = "output"
+                break
+    finally:
+        os.close(pidfd)
+    outcome.wall_s = time.monotonic() - started
+    if outcome.status is None:
+        _kill(pid)
+        _, outcome.status, outcome.rusage = os.wait4(pid, 0)
+    sweep(pid, own_pidns)
+    _drain(streams)
+    return outcome
+
+
+def _kill(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except OSError:
+            pass
+
+
+def _drain(streams: list[Stream]) -> None:
+    """Read what is left; every writer is dead by now, so each pipe reaches end of file."""
+    for s in streams:
+        os.set_blocking(s.fd, True)
+        while s.open:
+            _read(s)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                found += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def descendants() -> list[int]:
+    """Every living descendant of this process."""
+    out, stack = [], [os.getpid()]
+    while stack:
+        for child in _children_of(stack.pop()):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _reap_zombies() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def sweep(job_pid: int, own_pidns: bool) -> None:
+    """Kill the (already reaped) job's process group and every other descendant of the server,
+    until none is left."""
+    try:
+        os.killpg(job_pid, signal.SIGKILL)       # members that stayed in the job's group
+    except OSError:
+        pass
+    for _ in range(1000):
+        if own_pidns:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+        survivors = descendants()
+        if not survivors:
+            return
+        for p in survivors:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.001)
+        _reap_zombies()
