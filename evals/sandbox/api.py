@@ -1,0 +1,136 @@
+"""The sandbox's public entry points: ``run_many``, ``run_one`` and ``isolation_report``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections import Counter
+from typing import Callable, Sequence
+
+from evals.sandbox import launch, toolchains, verdict
+from evals.sandbox.cache import ExecCache, cacheable, job_key
+from evals.sandbox.pool import SandboxUnavailable, get_pool
+from evals.sandbox.types import ExecResult, Job, Status
+from evals.sandbox.worker import WorkerError
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _skipped(job: Job) -> ExecResult:
+    language = toolchains.normalise(job.tests.language)
+    failure = {"error_type": "ToolchainMissing", "message": f"no {language} toolchain installed here"}
+    return ExecResult(status=Status.SKIPPED, passed=False, n_total=max(job.tests.n_tests, 1),
+                      first_failure=failure, feedback=f"ToolchainMissing : {failure['message']}")
+
+
+def _sandbox_error(job: Job, exc: Exception, isolation: str) -> ExecResult:
+    failure = {"error_type": "SandboxError", "message": str(exc)[:2000]}
+    return ExecResult(status=Status.KILLED, passed=False, n_total=job.tests.n_tests, first_failure=failure,
+                      feedback=f"SandboxError : {failure['message']}", isolation=isolation)
+
+
+def _execute(jobs: dict[str, Job], workers: int, isolation: str,
+             progress: Callable[[str], None]) -> dict[str, ExecResult]:
+    """Run each distinct job once in the pool; results keyed by job key."""
+    results: dict[str, ExecResult] = {}
+    runnable = {}
+    for key, job in jobs.items():
+        if toolchains.available(job.tests.language):
+            runnable[key] = job
+        else:
+            results[key] = _skipped(job)
+            progress(key)
+    if not runnable:
+        return results
+    pool = get_pool(isolation, workers)
+    keys = list(runnable)
+    messages = [verdict.message(runnable[k]) for k in keys]
+    lock = threading.Lock()
+
+    def on_done(index: int, reply) -> None:
+        key, job = keys[index], runnable[keys[index]]
+        if isinstance(reply, Exception):
+            result = _sandbox_error(job, reply, pool.isolation)
+        else:
+            result = verdict.judge(job, messages[index], reply, pool.isolation)
+        with lock:
+            results[key] = result
+        progress(key)
+
+    pool.run(messages, on_done)
+    return results
+
+
+def run_many(jobs: Sequence[Job], *, workers: int | None = None, isolation: str = "auto",
+             cache: ExecCache | None = None, progress: Callable[[int], None] | None = None) -> list[ExecResult]:
+    """Run every job (in parallel, on a warm pool) and return their results in order.
+
+    Identical jobs run once; with a ``cache``, known results are returned with ``cached=True``
+    and new ones are stored. ``progress(n)`` is called with the number of input jobs just
+    finished (cache hits and duplicates included), so a progress bar's ``update`` fits.
+    ``isolation`` is ``auto`` (the strongest level this machine starts) or one of ``bwrap``,
+    ``landlock``, ``rlimits``; an explicit level that cannot start raises
+    :class:`SandboxUnavailable`.
+    """
+    keys = [job_key(job) for job in jobs]
+    occurrences = Counter(keys)
+    unique = dict(zip(keys, jobs))
+    known = cache.get_many(list(unique)) if cache is not None else {}
+    known = {k: dataclasses.replace(r, cached=True) for k, r in known.items()}
+    if progress and known:
+        progress(sum(occurrences[k] for k in known))
+
+    def report(key: str) -> None:
+        if progress:
+            progress(occurrences[key])
+
+    missing = {k: j for k, j in unique.items() if k not in known}
+    fresh = _execute(missing, workers or _default_workers(), isolation, report)
+    if cache is not None:
+        storable = {k: r for k, r in fresh.items() if cacheable(r)}
+        if storable:
+            cache.put_many(storable)
+    merged = {**known, **fresh}
+    return [merged[k] for k in keys]
+
+
+def run_one(job: Job, **kwargs) -> ExecResult:
+    """``run_many([job], **kwargs)[0]``."""
+    return run_many([job], **kwargs)[0]
+
+
+def isolation_report(isolation: str = "auto") -> dict:
+    """What this machine gives: the level that starts, bubblewrap's path and version, and whether
+    the uid drop, Landlock, seccomp and cgroups work here."""
+    report = {"requested": isolation, "root": launch.is_root(),
+              "bwrap": {"path": launch.bwrap_binary(), "version": launch.bwrap_version()},
+              "cgroups": _cgroups(), "toolchains": {name: toolchains.available(name) for name in toolchains.TOOLCHAINS}}
+    try:
+        pool = get_pool(isolation, 1)
+    except SandboxUnavailable as exc:
+        return {**report, "level": None, "isolation": None, "error": str(exc)}
+    features = pool.workers[0].features
+    return {**report, "level": pool.level, "isolation": pool.isolation, "uid_drop": bool(features.get("uid")),
+            "landlock": {"works": bool(features.get("landlock")), "abi": features.get("landlock") or 0},
+            "seccomp": bool(features.get("seccomp")), "bwrap_works": pool.level == "bwrap"}
+
+
+def _cgroups() -> dict:
+    """Whether a pids cgroup could be created here (reported; the sandbox limits processes with
+    RLIMIT_NPROC under a per-worker uid instead)."""
+    for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if os.path.isdir(root):
+            probe = os.path.join(root, f"distillc-probe-{os.getpid()}")
+            try:
+                os.mkdir(probe)
+                os.rmdir(probe)
+                return {"pids_writable": True, "root": root}
+            except OSError:
+                continue
+    return {"pids_writable": False, "root": None}
+
+
+__all__ = ["run_many", "run_one", "isolation_report", "SandboxUnavailable", "WorkerError"]

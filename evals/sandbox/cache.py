@@ -1,0 +1,84 @@
+"""Execution-result caching: the key of a job and the cache interface.
+
+The key is a hash of the program, its tests, its limits and the runtime version (sandbox
+semantics version, Python and numpy versions, and the toolchain version for other languages), so
+an identical re-execution costs nothing and any change that could alter the outcome misses.
+The compiler provides a DuckDB-backed cache (table ``exec_cache``); :class:`InMemoryCache` is the
+in-process one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+import threading
+from importlib import metadata
+from typing import Protocol, runtime_checkable
+
+from evals.sandbox import toolchains
+from evals.sandbox.types import ExecResult, Job, Status
+
+SEMANTICS_VERSION = "1"
+
+
+@runtime_checkable
+class ExecCache(Protocol):
+    """Where ``run_many`` looks results up before running and stores them after."""
+
+    def get_many(self, keys: list[str]) -> dict[str, ExecResult]: ...
+
+    def put_many(self, items: dict[str, ExecResult]) -> None: ...
+
+
+class InMemoryCache:
+    """A thread-safe dict-backed :class:`ExecCache`."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, ExecResult] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: list[str]) -> dict[str, ExecResult]:
+        with self._lock:
+            return {k: self._items[k] for k in keys if k in self._items}
+
+    def put_many(self, items: dict[str, ExecResult]) -> None:
+        with self._lock:
+            self._items.update(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@functools.lru_cache(maxsize=1)
+def _python_runtime() -> str:
+    try:
+        numpy = metadata.version("numpy")
+    except metadata.PackageNotFoundError:
+        numpy = "none"
+    return f"sandbox/{SEMANTICS_VERSION} python/{sys.version.split()[0]} numpy/{numpy}"
+
+
+def runtime_version(language: str = "python") -> str:
+    """What, besides the job itself, can change an outcome."""
+    language = toolchains.normalise(language)
+    base = _python_runtime()
+    return base if language == "python" else f"{base} {language}/{toolchains.version(language)}"
+
+
+def job_key(job: Job) -> str:
+    """sha256 of (code, tests, limits, runtime version), canonical JSON."""
+    payload = {"code": job.code, "tests": job.tests.to_dict(), "limits": dataclasses.asdict(job.limits),
+               "runtime": runtime_version(job.tests.language)}
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def cacheable(result: ExecResult) -> bool:
+    """Results about the machine rather than the program are not cached."""
+    if result.status is Status.SKIPPED:
+        return False
+    failure = result.first_failure or {}
+    return failure.get("error_type") != "SandboxError"

@@ -1,0 +1,138 @@
+"""One worker: a fork server process (at a given isolation level) and the pipes to it.
+
+Servers are spawned from one long-lived thread: bubblewrap's ``--die-with-parent`` (and the
+server's own parent-death signal) fire when the *thread* that forked them exits, so spawning from
+a short-lived caller thread would kill the server with it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+from evals.sandbox import launch, uids
+from evals.sandbox.inside import protocol
+
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+def _new_spawner_after_fork() -> None:
+    global _SPAWNER
+    _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+os.register_at_fork(after_in_child=_new_spawner_after_fork)
+READY_TIMEOUT = 120.0
+REPLY_MARGIN = 30.0
+
+
+class WorkerError(RuntimeError):
+    """The server could not start, or died / stopped answering during a job."""
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+    return bool(ready)
+
+
+class Worker:
+    """A fork server; :meth:`run` sends one job and returns the server's reply."""
+
+    def __init__(self, level: str) -> None:
+        self.level = level
+        self.proc: subprocess.Popen | None = None
+        self.features: dict = {}
+        self._lease: uids.UidLease | None = None
+        self._workroot: str | None = None
+        self._log = None
+        self._lock = threading.Lock()
+
+    # ---- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the server and wait for its ``ready`` frame."""
+        if launch.is_root() and self._lease is None:
+            self._lease = uids.lease()
+        uid = self._lease.uid if self._lease else None
+        if self.level != "bwrap" and self._workroot is None:
+            self._workroot = tempfile.mkdtemp(prefix="distillc-sandbox-")
+            os.chmod(self._workroot, 0o711)
+        command = launch.server_command(self.level, uid, self._workroot or "/tmp")
+        self._log = tempfile.TemporaryFile()
+        env = None if self.level == "bwrap" else launch.server_env()
+        self.proc = _SPAWNER.submit(subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=self._log, env=env, close_fds=True).result()
+        self._handshake()
+
+    def _handshake(self) -> None:
+        try:
+            if not _wait_readable(self.proc.stdout.fileno(), READY_TIMEOUT):
+                raise WorkerError("the sandbox server did not start in time")
+            ready = protocol.recv(self.proc.stdout.fileno())
+        except (protocol.ProtocolError, OSError) as exc:
+            log = self.log_tail()
+            self.stop()
+            raise WorkerError(f"the {self.level} sandbox server failed to start: {exc}; {log}") from None
+        self.features = ready.get("features", {})
+
+    def log_tail(self, limit: int = 2000) -> str:
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0)
+            return self._log.read().decode("utf-8", "replace")[-limit:].strip()
+        except (OSError, ValueError):
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the server (and, through bubblewrap or the sweep, anything it ran)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                protocol.send(proc.stdin.fileno(), {"op": "exit"})
+                proc.wait(timeout=2)
+            except (OSError, protocol.ProtocolError, subprocess.TimeoutExpired, ValueError):
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                stream.close()
+        if self._workroot:
+            shutil.rmtree(self._workroot, ignore_errors=True)
+            self._workroot = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    # ---- jobs ---------------------------------------------------------------------------
+    def run(self, job: dict) -> dict:
+        """Send one job; restart the server first if it died. Raises :class:`WorkerError` if the
+        server dies or stops answering during the job (it is then restarted on next use)."""
+        with self._lock:
+            if not self.alive():
+                self.stop()
+                self.start()
+            deadline = float(job["wall_seconds"]) + REPLY_MARGIN
+            started = time.monotonic()
+            try:
+                protocol.send(self.proc.stdin.fileno(), {"op": "run", "job": job})
+                if not _wait_readable(self.proc.stdout.fileno(), deadline):
+                    raise WorkerError(f"no reply from the sandbox server after {time.monotonic() - started:.0f} s")
+                return protocol.recv(self.proc.stdout.fileno())
+            except (protocol.ProtocolError, OSError, WorkerError) as exc:
+                log = self.log_tail()
+                self.stop()
+                raise WorkerError(f"sandbox server lost during a job: {exc}; {log}") from None
