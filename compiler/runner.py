@@ -184,26 +184,34 @@ def _run_steps(plan: Plan, services: Services) -> tuple[list[str], list[str]]:
     done = outputs.cached_fingerprints(store, [s.fingerprint for s in plan.steps])
     frames: dict[str, pl.DataFrame] = {}
     run, cached = [], []
-    for step in plan.steps:
-        if step.fingerprint in done:
-            cached.append(step.name)
-            continue
-        parent = None
-        if step.parent is not None:
-            parent = frames.get(step.parent)
-            if parent is None:
-                parent = outputs.load_output(store, step.parent)
-        started = time.perf_counter()
-        out = _run_step(step, parent, services, plan.steps[0].fingerprint)
-        meta = outputs.OutputMeta(
-            fingerprint=step.fingerprint, stage=step.name, uses=step.uses, stage_version=step.version,
-            params=_params_json(step), parents=[step.parent] if step.parent else [],
-            rows_in=parent.height if parent is not None else out.frame.height,
-            rows_out=out.frame.height, seconds=time.perf_counter() - started)
-        outputs.commit_output(store, meta, out.frame, out.rejected)
-        frames[step.fingerprint] = out.frame
-        run.append(step.name)
+    with progress_bar(len(plan.steps), f"compile {plan.loaded.recipe.name}") as bar:
+        for step in plan.steps:
+            bar.set_postfix_str(step.name)
+            if step.fingerprint in done:
+                cached.append(step.name)
+            else:
+                _run_one(plan, step, services, frames)
+                run.append(step.name)
+            bar.update(1)
     return run, cached
+
+
+def _run_one(plan: Plan, step: Step, services: Services, frames: dict[str, pl.DataFrame]) -> None:
+    store = services.store
+    parent = None
+    if step.parent is not None:
+        parent = frames.get(step.parent)
+        if parent is None:
+            parent = outputs.load_output(store, step.parent)
+    started = time.perf_counter()
+    out = _run_step(step, parent, services, plan.steps[0].fingerprint)
+    meta = outputs.OutputMeta(
+        fingerprint=step.fingerprint, stage=step.name, uses=step.uses, stage_version=step.version,
+        params=_params_json(step), parents=[step.parent] if step.parent else [],
+        rows_in=parent.height if parent is not None else out.frame.height,
+        rows_out=out.frame.height, seconds=time.perf_counter() - started)
+    outputs.commit_output(store, meta, out.frame, out.rejected)
+    frames[step.fingerprint] = out.frame
 
 
 def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks_fp: str) -> StageOutput:
