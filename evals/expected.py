@@ -53,6 +53,9 @@ class _Progress:
         if _fatal(result, self.problem.entry_point):
             raise RuntimeError(f"{self.problem.task_id}: the reference cannot run ({result.feedback[:200]})")
         values = result.outputs or []
+        if len(values) != result.n_passed:
+            raise RuntimeError(f"{self.problem.task_id}: the sandbox returned {len(values)} outputs for "
+                               f"{result.n_passed} cases that ran; expected values would be misaligned")
         self.done += [replace(c, expected=json.dumps(v)) for c, v in zip(self.todo, values)]
         rest = self.todo[len(values):]
         if result.passed or not rest:

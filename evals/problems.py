@@ -202,7 +202,9 @@ def load_problems(benchmark: Benchmark, *, path: str | None = None, subset: str 
       ``sanitized``) or a local sanitized file; ``subset`` is a split (default ``test``: 257
       problems), ``persd`` (test+validation+prompt: 307) or ``all``.
     - ``mbpp+``: MBPP+ from the Hub (``evalplus/mbppplus``) or a local ``MbppPlus.jsonl.gz``
-      (378 problems in v0.2.0); base and plus inputs become ``input`` cases.
+      (378 problems in v0.2.0); base and plus inputs become ``input`` cases. The release carries
+      no outputs, so their ``expected`` is None until :func:`evals.expected.fill_expected` computes
+      them from the canonical solution in the sandbox.
 
     Raises :class:`~evals.datafiles.DataError` (one line) when the data cannot be read.
     """
