@@ -68,9 +68,10 @@ def build_tokenizer(*, chat: bool):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     core.train_from_iterator(training_corpus(), trainer=trainer)
+    eos = IM_END if chat else ENDOFTEXT
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token=IM_END if chat else ENDOFTEXT, pad_token=PAD,
-        bos_token=None, unk_token=None, additional_special_tokens=[IM_START, IM_END] if chat else [])
+        tokenizer_object=core, eos_token=eos, pad_token=PAD, bos_token=None, unk_token=None,
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (eos, PAD)])
     if chat:
         tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
