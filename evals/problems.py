@@ -73,7 +73,7 @@ def assert_tests(asserts: Sequence[str], entry_point: str | None, setup: str = "
 
 
 def io_tests(pairs: Sequence[tuple[str, str]], entry_point: str | None, n_seen: int = 1) -> TestSpec:
-    """PERsD style: ``(call, expected repr)`` pairs, the first ``n_seen`` ``seen``."""
+    """PERsD style: ``(call, expected text)`` pairs (``str`` of the value, as PERsD writes it), the first ``n_seen`` ``seen``."""
     cases = tuple(TestCase(kind="io", call=c, expected=e, visibility="seen" if i < n_seen else "hidden")
                   for i, (c, e) in enumerate(pairs))
     return TestSpec(style="io", entry_point=entry_point, cases=cases)

@@ -7,7 +7,7 @@ Detected from the keys of each row (after the source's ``columns`` renaming):
 - ``mbpp``: ``{task_id, prompt | text, code, test_list: [assert...], test_imports?, test_setup_code?}``
   → assert tests, the first ``seen``.
 - ``persd``: ``{task_id, text, code, test_list: [{input, output}]}`` → PERsD io tests (``input`` is a
-  call, ``output`` the repr of its value), the first ``seen_tests`` ``seen``.
+  call, ``output`` the text of its value, ``str(value)``), the first ``seen_tests`` ``seen``.
 - ``alpaca``: ``{instruction, input?, output}`` (Code Alpaca) → instruction (+ input on the next
   line), output as the reference; no tests (style ``run``).
 - ``distillc``: the project's own format, the normalised fields themselves: ``task_id,
@@ -156,7 +156,7 @@ def _persd(row: Row, seen_tests: int) -> dict[str, Any]:
 
 
 def _io_pairs(items: list[Any]) -> list[tuple[str, str]]:
-    """(call, expected repr) of io tests given as ``{input, output}`` or ``{call, expected}``;
+    """(call, expected text) of io tests given as ``{input, output}`` or ``{call, expected}``;
     tests whose output was nulled (an object repr, PERsD P0) are left out."""
     pairs = []
     for item in items:
