@@ -41,6 +41,7 @@ class Faults:
     rate_500: float = 0.0
     rate_timeout: float = 0.0         # hang for hang_s (the client must time out)
     rate_drop: float = 0.0            # close the connection without answering
+    rate_400: float = 0.0             # reject as a bad request (not retryable)
     hang_s: float = 3600.0
 
 
@@ -194,7 +195,7 @@ class LoopbackServer:
     def _draw_fault(self) -> str | None:
         f, x = self.faults, self.rng.random()
         for name, rate in (("429", f.rate_429), ("429ra", f.rate_429_retry_after), ("500", f.rate_500),
-                           ("hang", f.rate_timeout), ("drop", f.rate_drop)):
+                           ("hang", f.rate_timeout), ("drop", f.rate_drop), ("400", f.rate_400)):
             if x < rate:
                 return name
             x -= rate
@@ -210,16 +211,17 @@ class LoopbackServer:
         if fault in ("429", "429ra"):
             headers = {"retry-after": f"{self.faults.retry_after_s:g}"} if fault == "429ra" else {}
             return _error(429, "rate limit reached (loopback)", "rate_limit_exceeded", headers)
+        if fault == "400":
+            return _error(400, "invalid request (loopback)", "invalid_request_error")
         return _error(500, "internal error (loopback)", "server_error")
 
     def respond(self, body: dict[str, Any], *, chat: bool, tally: bool = True) -> dict[str, Any]:
         """Build the completion object for ``body`` and add its usage to the tally."""
         text = self._answer_text(body)
-        words = text.split(" ")
         finish = "stop"
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if max_tokens is not None and count_tokens(text) > max_tokens:
-            text, finish = " ".join(words[:max_tokens]), "length"
+            text, finish = " ".join(text.split()[:max_tokens]), "length"
         usage = self._usage(body, text)
         if tally:
             self._count(usage, batch=False)
@@ -357,6 +359,33 @@ def _error(status: int, message: str, code: str, headers: dict[str, str] | None 
     body = {"error": {"message": message, "type": code, "code": code, "param": None}}
     return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json",
                         headers=headers)
+
+
+# -- pytest fixtures (imported by tests/conftest.py) ------------------------------------------------
+try:
+    import pytest
+except ImportError:  # standalone use by bench scripts needs no pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture
+    def loopback_server(request: Any) -> Any:
+        """A started server; parametrize indirectly with a dict of ``LoopbackServer`` arguments."""
+        with LoopbackServer(**(getattr(request, "param", None) or {})) as server:
+            yield server
+
+    @pytest.fixture
+    def make_loopback() -> Any:
+        """A factory of started servers (``make_loopback(latency=0.05, slots=4)``), all stopped after."""
+        servers: list[LoopbackServer] = []
+
+        def make(**kwargs: Any) -> LoopbackServer:
+            servers.append(LoopbackServer(**kwargs).start())
+            return servers[-1]
+
+        yield make
+        for server in servers:
+            server.stop()
 
 
 # -- standalone entry point (bench scripts run the server in its own process) ----------------------

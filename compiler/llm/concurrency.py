@@ -1,6 +1,8 @@
 """Flow control for concurrent backends: an adaptive concurrency limit, rpm/tpm limits, retry backoff.
 
-The limit starts at the configured maximum and follows the server. Two signals shrink it: 429s
+The limit starts at a quarter of the configured maximum (so the first round trips show the server's
+latency floor before any queue builds up), doubles per round trip while latency stays near that
+floor (slow start), and from then on follows the server. Two signals shrink it: 429s
 (multiplicatively, at most once per round trip, and ``Retry-After`` pauses new sends), and latency
 rising above its observed floor, which is how servers that queue instead of refusing (``vllm serve``,
 llama.cpp) say they are saturated. The latency rule is a gradient: with ``base`` the floor and
@@ -30,7 +32,8 @@ class AdaptiveLimit:
         self.max_limit, self.min_limit = max_limit, min_limit
         self.slack_s, self.cut_window_s = slack_s, cut_window_s
         self.tolerance, self.smoothing = tolerance, smoothing
-        self.limit = float(max_limit)
+        self.limit = float(max(min_limit, min(max_limit, max(8, max_limit // 4))))
+        self.slow_start = True
         self.in_flight = 0
         self.base: float | None = None
         self.recent: float | None = None
@@ -72,9 +75,19 @@ class AdaptiveLimit:
     # -- signals -------------------------------------------------------------------------------
     def on_success(self, latency: float) -> None:
         self._track_latency(latency)
+        healthy = self.recent <= self.tolerance * self.base + self.slack_s
+        if self.slow_start and healthy:
+            if self.in_flight + 1 >= self.limit / 2:
+                self._set(self.limit + 1)      # doubles per round trip, like TCP slow start
+            self.slow_start = self.limit < self.max_limit
+            return
+        self.slow_start = False
         gradient = max(0.5, min(1.0, (self.tolerance * self.base + self.slack_s) / self.recent))
         target = self.limit * gradient + math.sqrt(self.limit)
-        self._set((1 - self.smoothing) * self.limit + self.smoothing * target)
+        if self.in_flight < self.limit / 2:   # not using what we have: no evidence to grow on
+            target = min(target, self.limit)
+        step = min(self.smoothing, 1.0 / self.limit)   # about one full move per round trip
+        self._set((1 - step) * self.limit + step * target)
 
     def on_overload(self, retry_after: float | None) -> None:
         """A 429: halve (once per round trip) and honour the server's pause."""
@@ -87,6 +100,7 @@ class AdaptiveLimit:
         self._cut(0.9)
 
     def _cut(self, factor: float) -> None:
+        self.slow_start = False
         now = time.monotonic()
         if now - self._last_cut < max(2 * (self.recent or 0.0), self.cut_window_s):
             return

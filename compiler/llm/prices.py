@@ -2,7 +2,7 @@
 
 The table (``prices.json`` beside this file) is versioned and dated; every ledger row records the
 version that priced it, so a bill can be re-derived later. A model is found by exact name, then by the
-longest table name it extends with a dated/suffixed snapshot (``gpt-4o-2024-08-06`` → ``gpt-4o``).
+longest table name it extends with a snapshot suffix (a date, ``preview``, ``latest``) (``gpt-4o-2024-08-06`` → ``gpt-4o``).
 Self-hosted models cost $0 unless the recipe prices them: in-process backends always, and ``openai``
 models missing from the table when ``base_url`` points somewhere other than OpenAI. A model missing
 from the table on OpenAI itself is an error, because a bill that silently reads $0 cannot be trusted.
@@ -56,8 +56,13 @@ class PriceTable:
         name = model.rsplit("/", 1)[-1]
         if name in self.models:
             return self.models[name]
-        prefixes = [m for m in self.models if name.startswith(m + "-")]
+        prefixes = [m for m in self.models if name.startswith(m + "-") and _is_snapshot(name[len(m) + 1:])]
         return self.models[max(prefixes, key=len)] if prefixes else None
+
+
+def _is_snapshot(suffix: str) -> bool:
+    """``2024-08-06``, ``0125``, ``preview``, ``latest``: a version of the same model, not another one."""
+    return suffix[:1].isdigit() or suffix.split("-")[0] in ("preview", "latest")
 
 
 @lru_cache(maxsize=1)
