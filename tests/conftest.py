@@ -11,4 +11,3 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.tiny_models import embedded_model_dir, tiny_base_model_dir, tiny_model_dir  # noqa: E402,F401
 from tests.loopback import loopback_server, make_loopback  # noqa: E402,F401
-from tests.loopback import loopback_server, make_loopback  # noqa: E402,F401
