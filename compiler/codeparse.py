@@ -9,6 +9,9 @@ import ast
 import re
 from dataclasses import dataclass
 
+from evals import codeinfo
+from evals.codeinfo import defined_functions
+
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*\1[ \t]*$", re.S | re.M)
 _OPEN_FENCE = re.compile(r"^[ \t]*```+[ \t]*([\w+#.-]*)[^\n]*\n(.*)\Z", re.S | re.M)
 _PY_LANGS = {"", "python", "py", "python3", "py3"}
@@ -33,22 +36,11 @@ def fenced_blocks(text: str, *, python_only: bool = True) -> list[Block]:
 
 
 def parses(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
-def defined_functions(code: str) -> list[str]:
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return []
-    return [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return codeinfo.parse(code) is not None
 
 
 def defines(code: str, name: str) -> bool:
+    """Whether ``code`` defines the top-level function ``name``."""
     return name in defined_functions(code)
 
 
@@ -121,50 +113,30 @@ def _is_main_guard(test: ast.expr) -> bool:
 
 @dataclass(frozen=True)
 class FunctionParts:
-    prefix: str   # everything before the function (imports, helpers)
-    header: str   # the full signature up to and including its colon (and decorators)
+    prefix: str   # everything before the signature (imports, helpers, decorators)
+    header: str   # the full signature up to and including its colon, then the newline
     body: str     # the indented body (docstring included), ending with a newline
     suffix: str   # everything after the function
 
 
 def split_function(code: str, name: str | None = None) -> FunctionParts | None:
-    """Split ``code`` at the function ``name`` (default: the first top-level function) using ``ast``:
-    the header ends at the colon closing the signature, so defaults containing ``:`` are safe."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    """Split ``code`` around the top-level function ``name`` (default: the first one). The header
+    comes from :func:`evals.codeinfo.split_at_header` (so defaults containing ``:`` and multi-line
+    signatures are safe); the body ends where ``ast`` says the function ends."""
+    tree = codeinfo.parse(code)
+    if tree is None:
         return None
     funcs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     func = next((f for f in funcs if name is None or f.name == name), None)
-    if func is None:
+    split = codeinfo.split_at_header(code, func.name) if func is not None else None
+    if split is None:
         return None
-    lines = code.splitlines(keepends=True)
-    start = (func.decorator_list[0].lineno if func.decorator_list else func.lineno) - 1
-    body_start = func.body[0].lineno - 1
-    if _shares_line_with_signature(lines, func):
+    before, header, rest = split
+    first_line, newline, after = rest.partition("\n")
+    if first_line.strip() and not first_line.strip().startswith("#"):
         return None  # "def f(x): return x": no separate body lines
-    header_end = _signature_end_line(lines, func.lineno - 1, body_start)
-    header = "".join(lines[start:header_end + 1])
-    body = "".join(lines[header_end + 1:func.end_lineno])
-    return FunctionParts("".join(lines[:start]), header, body if body.endswith("\n") else body + "\n",
-                         "".join(lines[func.end_lineno:]))
-
-
-def _shares_line_with_signature(lines: list[str], func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    first = func.body[0]
-    return lines[first.lineno - 1][:first.col_offset].strip() != ""
-
-
-def _signature_end_line(lines: list[str], def_line: int, body_line: int) -> int:
-    """The last line of the signature: the line before the body, skipping blank/comment lines."""
-    end = body_line - 1
-    while end > def_line and (not lines[end].strip() or lines[end].lstrip().startswith("#")):
-        end -= 1
-    return end
-
-
-def header_line(code: str, name: str | None = None) -> str | None:
-    parts = split_function(code, name)
-    if parts is None:
-        return None
-    return "".join(l for l in parts.header.splitlines(keepends=True) if not l.lstrip().startswith("@")).rstrip("\n")
+    lines = code.splitlines(keepends=True)
+    body_end = sum(len(l) for l in lines[:func.end_lineno])
+    body = code[len(before) + len(header) + len(first_line) + len(newline):body_end]
+    return FunctionParts(before, header + first_line + newline, body if body.endswith("\n") else body + "\n",
+                         code[body_end:])

@@ -31,6 +31,7 @@ class SourceConfig(Strict):
     task_ids: list[str] | None = Field(default=None, description="keep only these task ids")
     limit: int | None = Field(default=None, ge=1, description="keep the first N tasks")
     licence: str | None = Field(default=None, description="recorded in the dataset card")
+    seen_tests: int | None = Field(default=None, ge=0, description="how many of each task's tests are `seen` (may be shown to models); the rest are hidden (default 1; HumanEval: its docstring examples)")
 
     @model_validator(mode="after")
     def _needs(self) -> "SourceConfig":

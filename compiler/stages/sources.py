@@ -147,7 +147,7 @@ def _mbpp_split(row: Row, where: str) -> str | None:
 def _task_rows(cfg: SourceConfig, base_dir: Path) -> list[dict[str, Any]]:
     """Normalised tasks of one source after the ``task_ids`` and ``limit`` filters."""
     wanted = set(cfg.task_ids) if cfg.task_ids is not None else None
-    seen_tests = getattr(cfg, "seen_tests", None) or 1
+    seen_tests = 1 if cfg.seen_tests is None else cfg.seen_tests
     first_at: dict[str, str] = {}
     tasks: list[dict[str, Any]] = []
     for index, (where, row) in enumerate(_raw_rows(cfg, base_dir)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler.codeparse import extract_code, header_line, split_function, strip_main_guard
+from compiler.codeparse import extract_code, split_function, strip_main_guard
 
 ANSWER = """Here is the solution:
 
@@ -42,7 +42,6 @@ def test_split_with_colons_in_defaults_and_multiline_signature():
     assert parts.prefix == "import re\n\n"
     assert parts.header == 'def f(a, sep=":", d={"k": 1},\n      e: int = 2) -> str:\n'
     assert parts.body == '    """doc: yes"""\n    return sep\n'
-    assert header_line(code, "f") == 'def f(a, sep=":", d={"k": 1},\n      e: int = 2) -> str:'
 
 
 def test_split_refuses_one_line_functions_and_syntax_errors():
