@@ -162,6 +162,9 @@ async def run_batch(backend: OpenAIBackend, recorder: Recorder, jobs: list[Job],
         while fresh:
             if not admits():
                 outcome.not_sent.extend(j for j in fresh if j.attempts == 0)
+                for job in (j for j in fresh if j.attempts > 0):
+                    recorder.fail(job, "budget", "budget reached before resubmission", 0.0)
+                recorder.flush()
                 break
             fresh = await _round(run, fresh, round_no, charge, outcome)
             round_no += 1
