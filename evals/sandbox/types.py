@@ -31,6 +31,8 @@ class TestCase:
       which keeps tuples, sets, NaN and big integers. ``expected=None`` records without comparing.
     """
 
+    __test__ = False                    # not a pytest test class, despite the name
+
     kind: Literal["assert", "io", "input"]
     code: str | None = None
     call: str | None = None
@@ -53,6 +55,8 @@ class TestSpec:
       the toolchain (python, c, cpp, java, go, javascript, typescript); the other styles are
       Python only.
     """
+
+    __test__ = False                    # not a pytest test class, despite the name
 
     style: Style
     entry_point: str | None = None

@@ -124,9 +124,8 @@ def _tally(job: Job, events: list[dict], nonce: str) -> _Tally:
         if not isinstance(index, int) or index != tally.n_passed:
             continue                                    # out of order: not the harness's
         ok, failure = style.judge_case(job.tests, index, event)
-        value = style.output(event)
-        if value is not None:
-            tally.outputs.append(value)
+        if style.COLLECTS_OUTPUTS:
+            tally.outputs.append(style.output(event))
         if ok:
             tally.n_passed += 1
         else:

@@ -30,7 +30,9 @@ PRELOAD = ("numpy", "collections", "fractions", "decimal", "re", "json", "math",
            "array", "hashlib", "time", "subprocess", "unicodedata", "textwrap", "dataclasses", "enum",
            "abc", "io", "struct", "calendar", "pprint", "queue", "types", "numbers", "contextlib", "socket",
            "threading", "signal", "glob", "pathlib", "tempfile", "shutil", "csv", "base64", "binascii", "zlib",
-           "uuid", "locale", "difflib", "weakref", "ast", "inspect", "traceback", "warnings", "collections.abc")
+           "uuid", "locale", "difflib", "weakref", "ast", "inspect", "traceback", "warnings", "collections.abc",
+           "encodings.idna", "encodings.punycode", "encodings.ascii", "encodings.latin_1", "encodings.utf_16",
+           "encodings.utf_32", "encodings.cp1252", "encodings.unicode_escape", "encodings.raw_unicode_escape")
 TRUNCATED = "\n[... {n} more bytes truncated by the sandbox]"
 
 

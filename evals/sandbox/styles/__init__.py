@@ -2,9 +2,9 @@
 expected values of input/output tests) and how it judges the events that come back.
 
 Every module defines ``payload(spec) -> dict`` and ``judge_case(spec, index, event) ->
-(ok, failure)``, where ``failure`` is the first-failure detail when ``ok`` is False, plus
-``output(event)`` for the values collected in ``ExecResult.outputs`` (None when the style has
-none). The child side of each style lives in ``evals/sandbox/inside/styles``.
+(ok, failure)``, where ``failure`` is the first-failure detail when ``ok`` is False, and
+``COLLECTS_OUTPUTS``; styles that collect define ``output(event)``, the value recorded in
+``ExecResult.outputs`` for each case that ran. The child side of each style lives in ``evals/sandbox/inside/styles``.
 """
 
 from __future__ import annotations

@@ -38,5 +38,8 @@ def judge_case(spec, index: int, event: dict) -> tuple[bool, dict | None]:
     return False, {"input": _args_text(case.inputs or "[]"), "output": repr(actual), "expected": repr(expected)}
 
 
+COLLECTS_OUTPUTS = True
+
+
 def output(event: dict):
     return event.get("value")

@@ -20,5 +20,8 @@ def judge_case(spec, index: int, event: dict) -> tuple[bool, dict | None]:
     return False, {"input": compare.persd_input(case.call or ""), "output": output, "expected": case.expected}
 
 
+COLLECTS_OUTPUTS = True
+
+
 def output(event: dict):
     return event.get("output")
