@@ -65,8 +65,12 @@ class Worker:
         command = launch.server_command(self.level, uid, self._workroot or "/tmp")
         self._log = tempfile.TemporaryFile()
         env = None if self.level == "bwrap" else launch.server_env()
-        self.proc = _SPAWNER.submit(subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=self._log, env=env, close_fds=True).result()
+        try:
+            self.proc = _SPAWNER.submit(subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._log, env=env, close_fds=True).result()
+        except OSError as exc:
+            self.stop()
+            raise WorkerError(f"the {self.level} sandbox server cannot be started: {exc}") from None
         self._handshake()
 
     def _handshake(self) -> None:

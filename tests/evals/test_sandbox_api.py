@@ -1,0 +1,127 @@
+"""The sandbox API: ordering, de-duplication, caching, progress, the warm pool's life cycle,
+isolation fall-back and the cache key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import evals.sandbox as sandbox
+from evals.sandbox import (ExecResult, InMemoryCache, Job, Limits, SandboxUnavailable, Status, TestCase, TestSpec,
+                           job_key, run_many, run_one)
+from evals.sandbox import launch, pool, toolchains
+
+TOKEN = "import os\nprint(os.urandom(8).hex())\n"
+
+
+def job(code: str = "x = 1\n", **spec) -> Job:
+    return Job(code=code, tests=TestSpec(style="run", **spec))
+
+
+class CountingCache(InMemoryCache):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: list[str] = []
+
+    def put_many(self, items: dict[str, ExecResult]) -> None:
+        self.stored += list(items)
+        super().put_many(items)
+
+
+def test_order_is_kept_and_identical_jobs_run_once():
+    a, b = job(TOKEN), job(TOKEN + "# another program\n")
+    ticks: list[int] = []
+    results = run_many([a, b, a, a], progress=ticks.append)
+    assert [r.status for r in results] == [Status.PASSED] * 4
+    assert results[0].stdout == results[2].stdout == results[3].stdout != results[1].stdout
+    assert sum(ticks) == 4
+
+
+def test_cache_returns_known_results_without_running_them():
+    cache = CountingCache()
+    jobs = [job(TOKEN), job(TOKEN + "raise ValueError('no')\n")]
+    first = run_many(jobs, cache=cache)
+    assert sorted(cache.stored) == sorted(job_key(j) for j in jobs)
+    ticks: list[int] = []
+    second = run_many(jobs + jobs, cache=cache, progress=ticks.append)
+    assert all(r.cached for r in second) and sum(ticks) == 4
+    assert [dataclasses.replace(r, cached=False) for r in second[:2]] == first
+    assert len(cache.stored) == 2
+
+
+def test_results_about_the_machine_are_not_cached():
+    missing = [name for name in toolchains.TOOLCHAINS if not toolchains.available(name)]
+    if not missing:
+        pytest.skip("every toolchain is installed here")
+    cache = CountingCache()
+    result = run_one(Job(code="", tests=TestSpec(style="run", language=missing[0])), cache=cache)
+    assert result.status is Status.SKIPPED and not result.passed and result.feedback.startswith("ToolchainMissing")
+    assert cache.stored == []
+
+
+def test_job_key_covers_code_tests_limits_and_is_stable_across_processes():
+    base = Job(code="def f():\n    return 1\n", tests=TestSpec(style="mbpp", cases=(TestCase(kind="assert", code="assert f() == 1"),)))
+    variants = [
+        dataclasses.replace(base, code=base.code + "\n"),
+        dataclasses.replace(base, tests=dataclasses.replace(base.tests, setup="import math")),
+        dataclasses.replace(base, limits=Limits(cpu_seconds=6)),
+    ]
+    keys = {job_key(base), *(job_key(v) for v in variants)}
+    assert len(keys) == 4 and job_key(base) == job_key(dataclasses.replace(base))
+    script = ("from evals.sandbox import *\n"
+              "print(job_key(Job(code='def f():\\n    return 1\\n', tests=TestSpec(style='mbpp', "
+              "cases=(TestCase(kind='assert', code='assert f() == 1'),)))))")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == job_key(base)
+    assert sandbox.runtime_version().startswith("sandbox/")
+
+
+def test_the_pool_stays_warm_and_recovers_from_a_dead_server():
+    run_one(job())
+    servers = {w.proc.pid for p in pool._POOLS.values() for w in p.workers if w.alive()}
+    run_many([job(f"x = {i}\n") for i in range(6)])
+    assert servers <= {w.proc.pid for p in pool._POOLS.values() for w in p.workers if w.alive()}
+    victim = next(w for p in pool._POOLS.values() for w in p.workers if w.alive())
+    os.kill(victim.proc.pid, signal.SIGKILL)
+    victim.proc.wait()
+    results = run_many([job(f"y = {i}\n") for i in range(6)])
+    assert all(r.passed for r in results)
+
+
+@pytest.fixture
+def fresh_pools():
+    pool.shutdown()
+    yield
+    pool.shutdown()
+
+
+@pytest.mark.parametrize("binary", [None, "/nonexistent/bwrap", "/bin/false"])
+def test_auto_falls_back_when_bubblewrap_is_missing_or_broken(fresh_pools, monkeypatch, binary):
+    monkeypatch.setattr(launch, "bwrap_binary", lambda: binary)
+    result = run_one(job(), isolation="auto")
+    assert result.status is Status.PASSED
+    assert not result.isolation.startswith("bwrap") and result.isolation.endswith("rlimits")
+    with pytest.raises(SandboxUnavailable):
+        run_one(job(), isolation="bwrap")
+
+
+def test_unknown_isolation_and_mismatched_language_are_errors():
+    with pytest.raises(ValueError):
+        run_one(job(), isolation="docker")
+    with pytest.raises(ValueError, match="Python only"):
+        run_one(Job(code="int main(){}", tests=TestSpec(style="mbpp", language="c")))
+
+
+def test_isolation_report_describes_this_machine():
+    report = sandbox.isolation_report()
+    assert {"level", "isolation", "bwrap", "uid_drop", "landlock", "seccomp", "cgroups", "root", "toolchains"} <= report.keys()
+    assert report["level"] in launch.LEVELS
+    assert report["toolchains"]["python"] is True
+    if report["level"] == "bwrap":
+        assert report["bwrap"]["path"] and report["bwrap"]["version"]
+    assert report["uid_drop"] == (os.geteuid() == 0)
