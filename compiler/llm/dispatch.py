@@ -81,7 +81,7 @@ class ConcurrentDispatch:
             if not self.admits():
                 self._stopped = True
                 return None
-            if len(self._ready) <= self._chunk() // 2 and self._todo and self._registering is None:
+            if len(self._ready) <= self._chunk() and self._todo and self._registering is None:
                 self._register_next()
             if self._ready:
                 return self._ready.popleft()

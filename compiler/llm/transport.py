@@ -35,7 +35,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         session = self._session or self._open()
         try:
-            async with session.request(request.method, str(request.url), headers=request.headers.items(),
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+            async with session.request(request.method, str(request.url), headers=headers,
                                        data=(await request.aread()) or None, allow_redirects=False,
                                        timeout=_timeout(request)) as resp:
                 body = await resp.read()
@@ -53,9 +54,16 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             self._session = None
 
 
+_TIMEOUTS: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
+
+
 def _timeout(request: httpx2.Request) -> aiohttp.ClientTimeout:
+    """The request's read timeout as aiohttp's total (one object per distinct setting)."""
     t: dict[str, Any] = request.extensions.get("timeout", {})
-    return aiohttp.ClientTimeout(total=t.get("read"), sock_connect=t.get("connect"))
+    key = (t.get("read"), t.get("connect"))
+    if key not in _TIMEOUTS:
+        _TIMEOUTS[key] = aiohttp.ClientTimeout(total=key[0], sock_connect=key[1])
+    return _TIMEOUTS[key]
 
 
 def lean_openai_client(*, base_url: str | None, api_key: str, timeout_s: float,
