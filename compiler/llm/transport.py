@@ -66,12 +66,35 @@ def _timeout(request: httpx2.Request) -> aiohttp.ClientTimeout:
     return _TIMEOUTS[key]
 
 
+class LeanHttpClient(httpx2.AsyncClient):
+    """The ``http_client`` handed to ``AsyncOpenAI``: plain JSON requests skip httpx2's per-request
+    merging of client defaults (base URL, cookies, query, headers the SDK already sets) and its
+    auth/redirect machinery, and go straight to the transport. Anything else (file uploads of the
+    Batch API, query parameters) takes the ordinary httpx2 path."""
+
+    def build_request(self, method: str, url: Any, *, content: Any = None, headers: Any = None,
+                      timeout: Any = httpx2.USE_CLIENT_DEFAULT, extensions: Any = None,
+                      **other: Any) -> httpx2.Request:
+        if any(v is not None for v in other.values()) or not isinstance(content, (bytes, type(None))):
+            return super().build_request(method, url, content=content, headers=headers, timeout=timeout,
+                                         extensions=extensions, **other)
+        t = self.timeout if isinstance(timeout, httpx2._client.UseClientDefault) else httpx2.Timeout(timeout)
+        return httpx2.Request(method, url, content=content, headers=headers,
+                              extensions={**(extensions or {}), "timeout": t.as_dict()})
+
+    async def send(self, request: httpx2.Request, *, stream: bool = False, auth: Any = httpx2.USE_CLIENT_DEFAULT,
+                   follow_redirects: Any = httpx2.USE_CLIENT_DEFAULT) -> httpx2.Response:
+        if stream or request.stream is not None and not isinstance(request.stream, httpx2.ByteStream):
+            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        return await self._transport.handle_async_request(request)
+
+
 def lean_openai_client(*, base_url: str | None, api_key: str, timeout_s: float,
                        limit: int) -> AsyncOpenAI:
     """An ``AsyncOpenAI`` client on the lean transport with the SDK's own retries off (the caller
     retries, so that every attempt is counted and feeds the adaptive concurrency) and without the
     SDK's per-request platform telemetry headers (a third of its header work)."""
-    http_client = httpx2.AsyncClient(transport=AiohttpTransport(limit), timeout=timeout_s)
+    http_client = LeanHttpClient(transport=AiohttpTransport(limit), timeout=timeout_s)
     client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s,
                          http_client=http_client)
     return client.with_options(default_headers={name: Omit() for name in client.platform_headers()})
