@@ -10,8 +10,9 @@ test's helpers. This module narrows those routes:
 - asserts are rewritten so that every comparison and the final truth test go through
   :func:`compare` and :func:`truth`, which check their operands first and remember the last
   operands (that is how a failing ``assert f(x) == y`` reports what ``f(x)`` returned);
-- the common modules and the builtins are snapshotted in the fork server; the snapshot is restored
-  after the program's top level ran and verified again after the tests.
+- the common modules and the builtins are snapshotted in the fork server and verified after the
+  tests: a program that rebinds, say, ``math.isclose`` (at import or while being tested) fails
+  with ``Tampering``; the tests themselves always get a fresh copy of the builtins.
 
 It is defence in depth: the verdict for input/output styles is decided by the parent anyway.
 """
@@ -22,6 +23,8 @@ import ast
 import builtins
 import collections
 import fractions
+import functools
+import itertools
 import operator
 import sys
 import types
@@ -122,66 +125,88 @@ class Recorder:
         return ok
 
 
-class _AssertRewriter(ast.NodeTransformer):
-    def __init__(self) -> None:
-        self.asserts: list[ast.Assert] = []
-        self._index = -1
+class _CompareRewriter(ast.NodeTransformer):
+    """Inside one assert's test: every comparison becomes ``__dc_compare__(index, left, ops, *rights)``."""
 
-    def visit_Assert(self, node: ast.Assert):
-        self.asserts.append(node)
-        self._index = len(self.asserts) - 1
-        test = self.visit(node.test)
-        call = ast.Call(func=ast.Name("__dc_truth__", ast.Load()), args=[ast.Constant(self._index), test], keywords=[])
-        self._index = -1
-        return ast.copy_location(ast.Assert(test=call, msg=node.msg), node)
+    def __init__(self, index: int) -> None:
+        self.index = index
 
     def visit_Compare(self, node: ast.Compare):
         node = self.generic_visit(node)
-        if self._index < 0:
-            return node
         ops = ast.Tuple([ast.Constant(_type(op).__name__) for op in node.ops], ast.Load())
-        args = [ast.Constant(self._index), node.left, ops, *node.comparators]
-        call = ast.Call(func=ast.Name("__dc_compare__", ast.Load()), args=args, keywords=[])
-        return ast.copy_location(call, node)
+        args = [ast.Constant(self.index), node.left, ops, *node.comparators]
+        return ast.Call(func=ast.Name("__dc_compare__", ast.Load()), args=args, keywords=[])
 
 
-def _text(source: str, node: ast.AST) -> str:
-    return ast.get_source_segment(source, node) or ast.unparse(node)
+def _rewrite(node: ast.Assert, index: int) -> None:
+    """Route one assert through the recorder, in place: ``assert __dc_truth__(index, test')``."""
+    test = _CompareRewriter(index).visit(node.test)
+    node.test = ast.Call(func=ast.Name("__dc_truth__", ast.Load()), args=[ast.Constant(index), test], keywords=[])
+    for child in ast.walk(node.test):
+        if "lineno" in child._attributes and not hasattr(child, "lineno"):
+            ast.copy_location(child, node)
 
 
-def describe_assert(source: str, node: ast.Assert) -> dict:
+class _Source:
+    """Source segments by node position in O(1) (``ast.get_source_segment`` re-splits the whole
+    source on every call, which dominated the cost of preparing a long check function)."""
+
+    def __init__(self, source: str) -> None:
+        self.lines = [line.encode("utf-8") for line in source.splitlines(keepends=True)]
+
+    def text(self, node: ast.AST) -> str:
+        try:
+            first, last = node.lineno - 1, node.end_lineno - 1
+            if first == last:
+                chunk = self.lines[first][node.col_offset:node.end_col_offset]
+            else:
+                chunk = b"".join([self.lines[first][node.col_offset:], *self.lines[first + 1:last],
+                                  self.lines[last][:node.end_col_offset]])
+            return chunk.decode("utf-8")
+        except (AttributeError, IndexError, TypeError, UnicodeDecodeError):
+            return ast.unparse(node)
+
+
+def describe_assert(source: _Source, node: ast.Assert) -> dict:
     """Source of an assert and, for ``assert f(args) == expected``, its call and expected parts."""
-    info = {"source": _text(source, node), "line": node.lineno, "call": None, "args": None, "expected": None}
+    info = {"source": source.text(node), "line": node.lineno, "call": None, "args": None, "expected": None}
     test = node.test
     if (_isinstance(test, ast.Compare) and _len(test.ops) == 1 and _isinstance(test.ops[0], ast.Eq)
             and _isinstance(test.left, ast.Call)):
         call = test.left
-        parts = [_text(source, a) for a in call.args] + [_text(source, k) for k in call.keywords]
-        info.update(call=_text(source, call), args="(" + ", ".join(parts) + ")",
-                    expected=_text(source, test.comparators[0]))
+        parts = [source.text(a) for a in call.args] + [source.text(k) for k in call.keywords]
+        info.update(call=source.text(call), args="(" + ", ".join(parts) + ")",
+                    expected=source.text(test.comparators[0]))
     return info
 
 
-class _AssertCollector(ast.NodeVisitor):
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.found: list[dict] = []
-
-    def visit_Assert(self, node: ast.Assert) -> None:
-        self.found.append(describe_assert(self.source, node))
-        self.generic_visit(node)
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
+def _statements(block: list):
+    """Every statement in a block, depth first in source order, without visiting expressions
+    (asserts are statements: walking only blocks is much cheaper than a full ``ast.walk``)."""
+    for node in block:
+        yield node
+        for name in _BLOCKS:
+            inner = getattr(node, name, None)
+            if inner:
+                yield from _statements(inner)
+
+
+@functools.lru_cache(maxsize=1024)
 def rewrite_asserts(source: str, filename: str) -> tuple[types.CodeType, list[dict]]:
     """Compile ``source`` with its asserts routed through a :class:`Recorder` (the names
     ``__dc_truth__`` / ``__dc_compare__`` come from the namespace's builtins); also return a
-    description of each assert, indexed as the recorder reports them."""
+    description of each assert, indexed as the recorder reports them. Cached: the fork server
+    prepares a job's test code before forking, so repeated tests cost the children nothing."""
     tree = ast.parse(source, filename)
-    collector = _AssertCollector(source)
-    collector.visit(tree)
-    _AssertRewriter().visit(tree)
-    ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec"), collector.found
+    text = _Source(source)
+    asserts = [node for node in _statements(tree.body) if _isinstance(node, ast.Assert)]
+    found = [describe_assert(text, node) for node in asserts]
+    for index, node in enumerate(asserts):
+        _rewrite(node, index)
+    return compile(tree, filename, "exec"), found
 
 
 def guarded(func, check=check_trusted):
@@ -220,12 +245,6 @@ class Snapshot:
         names.update(self.helpers)
         return names
 
-    def restore(self) -> None:
-        """Undo changes the program made at import time (silently: it may be legitimate)."""
-        for name, module in self.module_objects.items():
-            sys.modules[name] = module
-            _restore_dict(vars(module), self.modules[name])
-
     def changed(self, test_builtins: dict | None = None) -> str | None:
         """The first protected thing that differs from the snapshot, or None."""
         for name, module in self.module_objects.items():
@@ -244,14 +263,10 @@ class Snapshot:
         return None
 
 
+_MISSING = object()
+
+
 def _differs(current, saved: dict) -> bool:
-    missing = object()
-    return any(current.get(key, missing) is not value for key, value in saved.items())
-
-
-def _restore_dict(current: dict, saved: dict) -> None:
-    if not _differs(current, saved):
-        return
-    for key, value in saved.items():
-        if current.get(key) is not value:
-            current[key] = value
+    """Whether any saved key is now bound to another object (identity; C-level loop)."""
+    now = map(current.get, saved.keys(), itertools.repeat(_MISSING))
+    return not all(map(operator.is_, now, saved.values()))

@@ -129,6 +129,7 @@ class Server:
                                    env=env, nproc=self.options.get("nproc", self.uid is not None))
 
     def run_job(self, job: dict) -> dict:
+        harness.prepare(job)
         workdir = self._workdir()
         pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
         pid = os.fork()
@@ -154,6 +155,7 @@ class Server:
         except BaseException as exc:                        # noqa: BLE001
             os.write(confine.RESULT_FD, (f'{{"ev":"confine","pid":{os.getpid()},"msg":{exc!r:.200}}}\n').encode())
             os._exit(71)
+        gc.freeze()                                         # the collector skips inherited objects
         try:
             harness.run(job, self.snapshot, STYLES)
         except BaseException as exc:                        # noqa: BLE001 - a harness fault
