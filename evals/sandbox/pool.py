@@ -77,9 +77,7 @@ class Pool:
                     return
                 worker = self._free.get()
                 try:
-                    reply: dict | Exception = worker.run(messages[index])
-                except WorkerError as exc:
-                    reply = exc
+                    reply = _run_with_retry(worker, messages[index])
                 finally:
                     self._free.put(worker)
                 on_done(index, reply)
@@ -93,6 +91,19 @@ class Pool:
     def close(self) -> None:
         for w in self.workers:
             w.close()
+
+
+def _run_with_retry(worker: Worker, message: dict) -> dict | Exception:
+    """One job; a server lost during it (killed from outside, say) is restarted and the job tried
+    once more before it is reported as a sandbox failure."""
+    try:
+        return worker.run(message)
+    except WorkerError:
+        pass
+    try:
+        return worker.run(message)
+    except WorkerError as exc:
+        return exc
 
 
 _POOLS: dict[tuple[str, int], Pool] = {}
