@@ -110,15 +110,28 @@ class ConcurrentDispatch:
 
     async def _worker(self) -> None:
         while (job := await self._next()) is not None:
-            self.outcome.sent += 1
             await self._send(job)
+
+    async def _admitted(self, job: Job) -> bool:
+        """Wait for a slot; a first attempt asks the budget again, since spending moved meanwhile."""
+        if self.rate.active:
+            await self.rate.acquire(job.tokens_estimate)
+        await self.limit.acquire()
+        if job.attempts > 0:
+            return True
+        if not self.admits():
+            self.limit.release()
+            self._ready.appendleft(job)
+            self._stopped = True
+            return False
+        self.outcome.sent += 1
+        return True
 
     async def _send(self, job: Job) -> None:
         while True:
+            if not await self._admitted(job):
+                return
             job.attempts += 1
-            if self.rate.active:
-                await self.rate.acquire(job.tokens_estimate)
-            await self.limit.acquire()
             t0 = time.monotonic()
             try:
                 completion = await self.backend.acomplete(job.request)
