@@ -26,6 +26,7 @@ from compiler.llm.openai_backend import OpenAIBackend, parse_completion
 from compiler.llm.recorder import Job, Recorder, new_call_id
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+MAX_ITEMS = 50_000   # the Batch API's limit on requests per batch
 
 
 class BatchRun:
@@ -191,18 +192,18 @@ async def _resume(run: BatchRun, jobs: list[Job], charge: Callable[[float], None
 
 async def _round(run: BatchRun, jobs: list[Job], round_no: int, charge: Callable[[float], None],
                  outcome: Outcome) -> list[Job]:
-    """Submit ``jobs`` (one batch per endpoint) and collect them; returns the items to resubmit."""
+    """Submit ``jobs`` (one batch per endpoint and per ``MAX_ITEMS``), wait for all of them together,
+    and return the items to resubmit."""
     outcome.sent += sum(1 for j in jobs if j.attempts == 0)
     groups: dict[str, list[Job]] = defaultdict(list)
     for j in jobs:
         groups[run.backend.path(j.request)].append(j)
-    retry: list[Job] = []
-    for group in groups.values():
-        started = time.monotonic()
-        remote_id = await run._submit(group, round_no)
-        failed = await run.collect(group[0].batch_id, remote_id, group, started, charge)
-        retry.extend(_give_up(run, failed))
-    return retry
+    parts = [g[i:i + MAX_ITEMS] for g in groups.values() for i in range(0, len(g), MAX_ITEMS)]
+    started = time.monotonic()
+    submitted = [(part, await run._submit(part, round_no)) for part in parts]
+    failed = await asyncio.gather(*(run.collect(part[0].batch_id, remote_id, part, started, charge)
+                                    for part, remote_id in submitted))
+    return _give_up(run, [f for group in failed for f in group])
 
 
 def _give_up(run: BatchRun, failed: list[tuple[Job, str]]) -> list[Job]:

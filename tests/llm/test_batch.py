@@ -77,3 +77,10 @@ def test_a_crash_before_the_provider_saw_the_batch_submits_it_once(make_loopback
     monkeypatch.setattr(BatchRun, "_update_batch", real_submit_file)
     results = make_client(server, batch=True).generate(chat_requests(4), stage="s", stage_fp="f")
     assert all(r.ok for r in results) and server.tally.batches_created == 1
+
+
+def test_large_inputs_split_into_batches_of_at_most_max_items(make_loopback, make_client, monkeypatch):
+    monkeypatch.setattr("compiler.llm.batch.MAX_ITEMS", 10)
+    server = make_loopback(batch_polls=3)
+    results = make_client(server, batch=True).generate(chat_requests(35), stage="s", stage_fp="f")
+    assert all(r.ok for r in results) and server.tally.batches_created == 4 and server.tally.batch_items == 35
