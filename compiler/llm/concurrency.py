@@ -43,7 +43,7 @@ class AdaptiveLimit:
         self._base_window = base_window
         self._last_cut = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self.history: list[float] = []   # limit after each adjustment batch, for tests and the bench
+        self.history: deque[float] = deque(maxlen=1000)   # the limit every 16 updates (tests, bench)
 
     # -- admission -----------------------------------------------------------------------------
     def _free(self) -> bool:
