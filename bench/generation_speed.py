@@ -4,7 +4,10 @@ Prints: the one-time GGUF conversion (into a fresh temporary models directory, u
 ``--models-dir`` points at an existing conversion), a cached load, and greedy tokens/s for one
 sequence and for batches of 4 and 8 distinct chat prompts.
 
-    .venv/bin/python bench/generation_speed.py --max-new-tokens 64
+    .venv/bin/python bench/generation_speed.py --max-new-tokens 64 [--threads 1]
+
+On a machine shared with other CPU-heavy processes, torch's default of one thread per core
+oversubscribes the CPUs and generation can be several times slower than with ``--threads 1``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from evals.generate import generate
 from evals.models import clear_loaded_models, ensure_embedded_model, load_model
@@ -67,8 +72,13 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="reuse this models directory instead of converting afresh")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (on a busy machine 1 can beat the default)")
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+          f"torch threads: {torch.get_num_threads()}")
     target = measure_loading(args.models_dir)
     try:
         generate(*load_model(str(target)), ["def f():"], max_new_tokens=2)  # warm-up
