@@ -152,6 +152,7 @@ def server_command(level: str, uid: int | None, workroot: str) -> list[str]:
         "landlock": level in ("bwrap", "landlock"), "seccomp": level in ("bwrap", "landlock"),
         "nproc": uid is not None or (level == "bwrap" and not is_root()),
         "read_paths": read_paths(), "child_env": CHILD_ENV,
+        "preload": "lean" if level == "bwrap" else "full",
     }
     python = [python_executable(), "-I", "-S", "-c", BOOTSTRAP, INSIDE_DIR, json.dumps(options), *site_packages()]
     return (_bwrap_args() + python) if level == "bwrap" else python

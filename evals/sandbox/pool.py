@@ -8,6 +8,7 @@ with no pools (it must not share its parent's servers).
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import queue
 import threading
@@ -64,23 +65,19 @@ class Pool:
             self._free.put(w)
 
     def run(self, messages: list[dict], on_done: Callable[[int, dict | Exception], None]) -> None:
-        """Run every message; ``on_done(index, reply_or_error)`` is called as each finishes."""
+        """Run every message; ``on_done(index, reply_or_error)`` is called as each finishes.
+        Each worker keeps a second job queued behind the running one, so its server never waits
+        for the parent between jobs."""
         pending: queue.Queue[int] = queue.Queue()
         for i in range(len(messages)):
             pending.put(i)
 
         def drain() -> None:
-            while True:
-                try:
-                    index = pending.get_nowait()
-                except queue.Empty:
-                    return
-                worker = self._free.get()
-                try:
-                    reply = _run_with_retry(worker, messages[index])
-                finally:
-                    self._free.put(worker)
-                on_done(index, reply)
+            worker = self._free.get()
+            try:
+                _stream(worker, messages, pending, on_done)
+            finally:
+                self._free.put(worker)
 
         threads = [threading.Thread(target=drain, daemon=True) for _ in range(min(len(self.workers), len(messages)))]
         for t in threads:
@@ -91,6 +88,39 @@ class Pool:
     def close(self) -> None:
         for w in self.workers:
             w.close()
+
+
+PIPELINE_DEPTH = 2
+
+
+def _stream(worker: Worker, messages: list[dict], pending: queue.Queue, on_done) -> None:
+    """Feed ``worker`` from ``pending`` with up to PIPELINE_DEPTH jobs in flight."""
+    inflight: collections.deque[int] = collections.deque()
+
+    def fill() -> None:
+        while len(inflight) < PIPELINE_DEPTH:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            inflight.append(index)
+            worker.submit(messages[index])
+
+    while True:
+        try:
+            fill()
+            if not inflight:
+                return
+            index = inflight[0]
+            reply = worker.collect(messages[index])
+            inflight.popleft()
+            fill()
+        except WorkerError:
+            for lost in list(inflight):                 # the server is gone: rerun what it held
+                inflight.popleft()
+                on_done(lost, _run_with_retry(worker, messages[lost]))
+            continue
+        on_done(index, reply)
 
 
 def _run_with_retry(worker: Worker, message: dict) -> dict | Exception:

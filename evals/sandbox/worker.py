@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from typing import NoReturn
 
 from evals.sandbox import launch, uids
 from evals.sandbox.inside import protocol
@@ -122,21 +123,35 @@ class Worker:
             self._lease = None
 
     # ---- jobs ---------------------------------------------------------------------------
+    def submit(self, job: dict) -> None:
+        """Queue one job on the server (starting it if needed); jobs run in submission order and
+        :meth:`collect` returns their replies in the same order."""
+        if not self.alive():
+            self.stop()
+            self.start()
+        try:
+            protocol.send(self.proc.stdin.fileno(), {"op": "run", "job": job})
+        except (protocol.ProtocolError, OSError) as exc:
+            self._lost(exc)
+
+    def collect(self, job: dict) -> dict:
+        """The reply to the oldest submitted job (``job``), which has started by now."""
+        started = time.monotonic()
+        try:
+            if not _wait_readable(self.proc.stdout.fileno(), float(job["wall_seconds"]) + REPLY_MARGIN):
+                raise WorkerError(f"no reply from the sandbox server after {time.monotonic() - started:.0f} s")
+            return protocol.recv(self.proc.stdout.fileno())
+        except (protocol.ProtocolError, OSError, WorkerError) as exc:
+            self._lost(exc)
+
     def run(self, job: dict) -> dict:
-        """Send one job; restart the server first if it died. Raises :class:`WorkerError` if the
-        server dies or stops answering during the job (it is then restarted on next use)."""
+        """Send one job and wait for its reply. Raises :class:`WorkerError` if the server dies or
+        stops answering (it is then restarted on next use)."""
         with self._lock:
-            if not self.alive():
-                self.stop()
-                self.start()
-            deadline = float(job["wall_seconds"]) + REPLY_MARGIN
-            started = time.monotonic()
-            try:
-                protocol.send(self.proc.stdin.fileno(), {"op": "run", "job": job})
-                if not _wait_readable(self.proc.stdout.fileno(), deadline):
-                    raise WorkerError(f"no reply from the sandbox server after {time.monotonic() - started:.0f} s")
-                return protocol.recv(self.proc.stdout.fileno())
-            except (protocol.ProtocolError, OSError, WorkerError) as exc:
-                log = self.log_tail()
-                self.stop()
-                raise WorkerError(f"sandbox server lost during a job: {exc}; {log}") from None
+            self.submit(job)
+            return self.collect(job)
+
+    def _lost(self, exc: BaseException) -> NoReturn:
+        log = self.log_tail()
+        self.stop()
+        raise WorkerError(f"sandbox server lost during a job: {exc}; {log}") from None

@@ -207,6 +207,8 @@ def test_monkeypatching_cannot_make_wrong_code_pass():
                                       "    frame.f_builtins['__dc_truth__'] = lambda i, v: True\n    return 0\n", CHECK),
         "rewrite the comparison table": ("import sys\ndef sq(x):\n    sys.modules['distillc_inside.guard']._OPS['Eq'] = lambda a, b: True\n"
                                          "    return 0\n", CHECK),
+        "patched trusted class": ("import fractions\nfractions.Fraction.__eq__ = lambda s, o: True\n"
+                                  "def sq(x):\n    return fractions.Fraction(1, 3)\n", CHECK),
     }
     results = run_many([attack(code, check) for code, check in cases.values()])
     for name, result in zip(cases, results):
@@ -214,6 +216,7 @@ def test_monkeypatching_cannot_make_wrong_code_pass():
     assert results[3].first_failure["error_type"] == "UntrustedValue"
     assert results[5].first_failure["error_type"] in ("Tampering", "AssertionError")
     assert results[7].first_failure["error_type"] == "Tampering"
+    assert results[8].first_failure["error_type"] == "Tampering"
 
 
 def test_tracing_and_namespaces_are_denied():

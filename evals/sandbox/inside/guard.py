@@ -79,6 +79,9 @@ def _children(value):
     return ()
 
 
+_SEEN_CHECKED: set[type] = set()      # checked classes whose instances reached a test (per child)
+
+
 def check_trusted(value) -> None:
     """Raise :class:`UntrustedValue` unless ``value`` and everything it contains is trusted."""
     stack, seen, count = [value], set(), 0
@@ -93,6 +96,8 @@ def check_trusted(value) -> None:
         t = _type(item)
         if not _trusted_type(t):
             raise UntrustedValue(f"a value of type {t.__qualname__!s} cannot be checked by a test")
+        if t in _CHECKED_CLASSES:
+            _SEEN_CHECKED.add(t)
         stack.extend(_children(item))
 
 
@@ -195,18 +200,31 @@ def _statements(block: list):
 
 
 @functools.lru_cache(maxsize=1024)
-def rewrite_asserts(source: str, filename: str) -> tuple[types.CodeType, list[dict]]:
+def rewrite_asserts(source: str, filename: str) -> tuple[types.CodeType, list[dict], frozenset]:
     """Compile ``source`` with its asserts routed through a :class:`Recorder` (the names
     ``__dc_truth__`` / ``__dc_compare__`` come from the namespace's builtins); also return a
-    description of each assert, indexed as the recorder reports them. Cached: the fork server
-    prepares a job's test code before forking, so repeated tests cost the children nothing."""
+    description of each assert, indexed as the recorder reports them, and the packages the
+    source imports. Cached: the fork server prepares a job's test code before forking, so
+    repeated tests cost the children nothing."""
     tree = ast.parse(source, filename)
     text = _Source(source)
-    asserts = [node for node in _statements(tree.body) if _isinstance(node, ast.Assert)]
+    statements = list(_statements(tree.body))
+    asserts = [node for node in statements if _isinstance(node, ast.Assert)]
     found = [describe_assert(text, node) for node in asserts]
     for index, node in enumerate(asserts):
         _rewrite(node, index)
-    return compile(tree, filename, "exec"), found
+    return compile(tree, filename, "exec"), found, frozenset(_imports(statements))
+
+
+def _imports(statements: list) -> set[str]:
+    """Top-level package names the statements import."""
+    names = set()
+    for node in statements:
+        if _isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif _isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.partition(".")[0])
+    return names
 
 
 def guarded(func, check=check_trusted):
@@ -245,13 +263,16 @@ class Snapshot:
         names.update(self.helpers)
         return names
 
-    def changed(self, test_builtins: dict | None = None) -> str | None:
-        """The first protected thing that differs from the snapshot, or None."""
-        for name, module in self.module_objects.items():
-            if sys.modules.get(name) is not module or _differs(vars(module), self.modules[name]):
+    def changed(self, test_builtins: dict | None = None, modules: set[str] | frozenset = frozenset()) -> str | None:
+        """The first protected thing that differs from the snapshot, or None. Only the protected
+        ``modules`` the tests can see are checked (each check touches, and so copies, memory
+        shared with the fork server)."""
+        for name in modules:
+            module = self.module_objects.get(name)
+            if module is not None and (sys.modules.get(name) is not module or _differs(vars(module), self.modules[name])):
                 return f"module {name}"
-        for cls, saved in self.classes.items():
-            if _differs(vars(cls), saved):
+        for cls in (*_SEEN_CHECKED, Recorder):
+            if _differs(vars(cls), self.classes[cls]):
                 return f"class {cls.__qualname__}"
         if any(_differs(current, saved) for current, saved in self.internals) or any(
                 f.__code__ is not code for f, code in self.code.items()):
@@ -261,6 +282,12 @@ class Snapshot:
             if _differs(saved, {**self.builtins, **self.helpers}):
                 return "test builtins"
         return None
+
+
+def visible_modules(names: dict, imported: set[str]) -> set[str]:
+    """Modules the tests can reach: those their code imports and those bound in their namespace."""
+    bound = {value.__name__.partition(".")[0] for value in names.values() if _isinstance(value, types.ModuleType)}
+    return bound | imported
 
 
 _MISSING = object()

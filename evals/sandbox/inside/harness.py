@@ -22,7 +22,9 @@ _MAX_TEXT = 4000
 _write, _getpid, _dumps = os.write, os.getpid, json.dumps
 _BaseException, _SystemExit, _str, _type = BaseException, SystemExit, str, type
 
-# PERsD's fixed import preamble for input/output tests (names available to the program).
+# PERsD's fixed import preamble for input/output tests (names available to the program). ``np``
+# is bound to numpy itself when the server preloaded it, otherwise to a module that imports numpy
+# on first use, so that programs which never touch it do not pay for importing it.
 PERSD_PREAMBLE = """\
 import sys
 import time
@@ -35,7 +37,6 @@ import math
 from math import sqrt, sin, cos, tan, ceil, fabs, floor, gcd, exp, log, log2
 import fractions
 from typing import List, Tuple
-import numpy as np
 import random
 import heapq
 from heapq import *
@@ -85,6 +86,18 @@ class Reporter:
         self.emit({"ev": "done", "nonce": self._nonce})
 
 
+class _LazyNumpy(types.ModuleType):
+    """``np`` before numpy is imported: the first attribute access imports it."""
+
+    def __getattr__(self, name: str):
+        import numpy
+        return getattr(numpy, name)
+
+
+def bind_numpy(namespace: dict) -> None:
+    namespace["np"] = sys.modules.get("numpy") or _LazyNumpy("numpy")
+
+
 class Context:
     """What a style needs: the payload, the reporter, the pristine snapshot and a recorder."""
 
@@ -93,6 +106,7 @@ class Context:
         self.reporter = reporter
         self.snapshot = snapshot
         self.recorder = guard.Recorder()
+        self.test_imports: set[str] = set()
 
     def load_program(self, name: str = "__solution__", preamble: str = "") -> dict | None:
         """Compile and run the program's top level; report and return None on failure."""
@@ -106,6 +120,7 @@ class Context:
         try:
             if preamble:
                 exec(compile(preamble, "<preamble>", "exec"), namespace)
+                bind_numpy(namespace)
             exec(compiled, namespace)
         except _BaseException as exc:           # noqa: BLE001 - everything the program raises
             if name == "__main__" and _is_clean_exit(exc):
@@ -122,17 +137,19 @@ class Context:
         names["__name__"] = "__tests__"
         return names
 
-    def tampered(self, test_names: dict | None) -> bool:
-        """Report (and return True) if protected state changed while the tests ran."""
-        what = self.snapshot.changed(test_names.get("__builtins__") if test_names else None)
+    def tampered(self, test_names: dict) -> bool:
+        """Report (and return True) if protected state the tests can see was changed."""
+        modules = guard.visible_modules(test_names, self.test_imports)
+        what = self.snapshot.changed(test_names.get("__builtins__"), modules)
         if what:
             self.reporter.emit({"ev": "tamper", "what": what})
         return bool(what)
 
     def run_rewritten(self, source: str, names: dict, filename: str) -> list[dict]:
         """Execute test source with its asserts routed through the recorder."""
-        compiled, asserts = guard.rewrite_asserts(source, filename)
+        compiled, asserts, imports = guard.rewrite_asserts(source, filename)
         self.current_asserts = asserts
+        self.test_imports |= imports
         exec(compiled, names)
         return asserts
 

@@ -23,16 +23,22 @@ from . import confine, guard, harness, landlock, protocol, seccomp, supervise
 from .styles import STYLES
 
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
-# Imported once in the server so that children start warm (and so that they work where the
-# interpreter's own directory is unreadable to the child's uid, as under a private /root).
-PRELOAD = ("numpy", "collections", "fractions", "decimal", "re", "json", "math", "cmath", "heapq", "bisect",
-           "itertools", "functools", "typing", "random", "statistics", "string", "copy", "datetime", "operator",
-           "array", "hashlib", "time", "subprocess", "unicodedata", "textwrap", "dataclasses", "enum",
-           "abc", "io", "struct", "calendar", "pprint", "queue", "types", "numbers", "contextlib", "socket",
-           "threading", "signal", "glob", "pathlib", "tempfile", "shutil", "csv", "base64", "binascii", "zlib",
-           "uuid", "locale", "difflib", "weakref", "ast", "inspect", "traceback", "warnings", "collections.abc",
-           "encodings.idna", "encodings.punycode", "encodings.ascii", "encodings.latin_1", "encodings.utf_16",
-           "encodings.utf_32", "encodings.cp1252", "encodings.unicode_escape", "encodings.raw_unicode_escape")
+# Imported once in the server so that children start warm. Inside bubblewrap the children can
+# import anything else themselves, and every preloaded extension module makes each fork and exit
+# dearer (more mappings to copy and tear down), so the list is short: PERsD's preamble (numpy is
+# bound lazily, see harness.PERSD_PREAMBLE) and what tests use most. Without bubblewrap, a child
+# under a dropped uid may be unable to read the interpreter's own directory (a private /root), so
+# the full list is preloaded there.
+LEAN_PRELOAD = ("math", "re", "itertools", "functools", "collections", "heapq", "bisect", "string", "typing",
+                "random", "copy", "json", "operator", "fractions", "time")
+FULL_PRELOAD = LEAN_PRELOAD + (
+    "numpy", "decimal", "cmath", "statistics", "datetime", "array", "hashlib", "subprocess", "unicodedata",
+    "textwrap", "dataclasses", "enum", "abc", "io", "struct", "calendar", "pprint", "queue", "types", "numbers",
+    "contextlib", "socket", "threading", "signal", "glob", "pathlib", "tempfile", "shutil", "csv", "base64",
+    "binascii", "zlib", "uuid", "locale", "difflib", "weakref", "ast", "inspect", "traceback", "warnings",
+    "collections.abc", "encodings.idna", "encodings.punycode", "encodings.ascii", "encodings.latin_1",
+    "encodings.utf_16", "encodings.utf_32", "encodings.cp1252", "encodings.unicode_escape",
+    "encodings.raw_unicode_escape")
 TRUNCATED = "\n[... {n} more bytes truncated by the sandbox]"
 
 
@@ -40,8 +46,8 @@ def _prctl(option: int, value: int) -> None:
     confine._LIBC.prctl(option, value, 0, 0, 0)
 
 
-def _preload() -> None:
-    for name in PRELOAD:
+def _preload(names: tuple[str, ...]) -> None:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -63,7 +69,7 @@ class Server:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         sys.dont_write_bytecode = True
         os.makedirs(self.workroot, exist_ok=True)
-        _preload()
+        _preload(FULL_PRELOAD if self.options.get("preload") == "full" else LEAN_PRELOAD)
         self.snapshot = guard.Snapshot()
         self._probe_features()
         gc.collect()
