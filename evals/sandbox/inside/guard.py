@@ -130,6 +130,18 @@ class Recorder:
         return ok
 
 
+def _located(node: ast.AST, where: ast.AST) -> ast.AST:
+    """``node`` with ``where``'s source position (set directly: no tree walk afterwards)."""
+    node.lineno, node.col_offset = where.lineno, where.col_offset
+    node.end_lineno, node.end_col_offset = where.end_lineno, where.end_col_offset
+    return node
+
+
+def _call(name: str, args: list, where: ast.AST) -> ast.Call:
+    func = _located(ast.Name(name, ast.Load()), where)
+    return _located(ast.Call(func=func, args=args, keywords=[]), where)
+
+
 class _CompareRewriter(ast.NodeTransformer):
     """Inside one assert's test: every comparison becomes ``__dc_compare__(index, left, ops, *rights)``."""
 
@@ -138,18 +150,15 @@ class _CompareRewriter(ast.NodeTransformer):
 
     def visit_Compare(self, node: ast.Compare):
         node = self.generic_visit(node)
-        ops = ast.Tuple([ast.Constant(_type(op).__name__) for op in node.ops], ast.Load())
-        args = [ast.Constant(self.index), node.left, ops, *node.comparators]
-        return ast.Call(func=ast.Name("__dc_compare__", ast.Load()), args=args, keywords=[])
+        names = [_located(ast.Constant(_type(op).__name__), node) for op in node.ops]
+        ops = _located(ast.Tuple(names, ast.Load()), node)
+        return _call("__dc_compare__", [_located(ast.Constant(self.index), node), node.left, ops, *node.comparators], node)
 
 
 def _rewrite(node: ast.Assert, index: int) -> None:
     """Route one assert through the recorder, in place: ``assert __dc_truth__(index, test')``."""
     test = _CompareRewriter(index).visit(node.test)
-    node.test = ast.Call(func=ast.Name("__dc_truth__", ast.Load()), args=[ast.Constant(index), test], keywords=[])
-    for child in ast.walk(node.test):
-        if "lineno" in child._attributes and not hasattr(child, "lineno"):
-            ast.copy_location(child, node)
+    node.test = _call("__dc_truth__", [_located(ast.Constant(index), node), test], node)
 
 
 class _Source:
