@@ -24,6 +24,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 LEVELS = ("bwrap", "landlock", "rlimits")
@@ -141,6 +142,35 @@ def _bwrap_args() -> list[str]:
     return args
 
 
+def _readable_by_others(path: str) -> bool:
+    """Whether an unrelated uid can traverse to ``path`` and read it."""
+    current = os.path.realpath(path)
+    try:
+        if not os.stat(current).st_mode & 0o005 == 0o005:
+            return False
+        while current != "/":
+            current = os.path.dirname(current)
+            if not os.stat(current).st_mode & 0o001:
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def preload_kind(level: str, uid: int | None) -> str:
+    """``lean`` when children can import what they need themselves; ``full`` when a dropped uid
+    outside bubblewrap cannot read the standard library (e.g. Python under a private /root)."""
+    if level == "bwrap" or uid is None:
+        return "lean"
+    return "lean" if _readable_by_others(sysconfig.get_paths()["stdlib"]) else "full"
+
+
+def workroot() -> str:
+    """Where a server without bubblewrap puts job directories: a tmpfs when there is one."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else tempfile.gettempdir()
+
+
 def python_executable() -> str:
     return sys.executable or os.path.join(sys.prefix, "bin", "python3")
 
@@ -152,7 +182,7 @@ def server_command(level: str, uid: int | None, workroot: str) -> list[str]:
         "landlock": level in ("bwrap", "landlock"), "seccomp": level in ("bwrap", "landlock"),
         "nproc": uid is not None or (level == "bwrap" and not is_root()),
         "read_paths": read_paths(), "child_env": CHILD_ENV,
-        "preload": "lean" if level == "bwrap" else "full",
+        "preload": preload_kind(level, uid),
     }
     python = [python_executable(), "-I", "-S", "-c", BOOTSTRAP, INSIDE_DIR, json.dumps(options), *site_packages()]
     return (_bwrap_args() + python) if level == "bwrap" else python

@@ -61,7 +61,7 @@ class Worker:
             self._lease = uids.lease()
         uid = self._lease.uid if self._lease else None
         if self.level != "bwrap" and self._workroot is None:
-            self._workroot = tempfile.mkdtemp(prefix="distillc-sandbox-")
+            self._workroot = tempfile.mkdtemp(prefix="distillc-sandbox-", dir=launch.workroot())
             os.chmod(self._workroot, 0o711)
         command = launch.server_command(self.level, uid, self._workroot or "/tmp")
         self._log = tempfile.TemporaryFile()
