@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import Callable
 
-from evals.sandbox import launch
+from evals.sandbox import cgroups, launch
 from evals.sandbox.worker import Worker, WorkerError
 
 
@@ -23,7 +23,7 @@ class SandboxUnavailable(RuntimeError):
 
 
 def describe(level: str, features: dict) -> str:
-    """The isolation string recorded on results, e.g. ``bwrap+uid+landlock+seccomp+rlimits``."""
+    """The isolation string recorded on results, e.g. ``bwrap+uid+landlock+seccomp+cgroup+rlimits``."""
     parts = ["bwrap"] if level == "bwrap" else []
     if features.get("uid"):
         parts.append("uid")
@@ -31,6 +31,8 @@ def describe(level: str, features: dict) -> str:
         parts.append("landlock")
     if features.get("seccomp"):
         parts.append("seccomp")
+    if features.get("cgroup"):
+        parts.append("cgroup")
     return "+".join(parts + ["rlimits"])
 
 
@@ -39,7 +41,8 @@ class Pool:
 
     def __init__(self, level: str, workers: int) -> None:
         self.level = level
-        self.workers = [Worker(level) for _ in range(max(1, workers))]
+        cap = cgroups.worker_memory_cap(workers)
+        self.workers = [Worker(level, cap) for _ in range(max(1, workers))]
         self._free: queue.Queue[Worker] = queue.Queue()
         self.isolation = ""
 

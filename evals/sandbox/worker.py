@@ -17,7 +17,7 @@ import threading
 import time
 from typing import NoReturn
 
-from evals.sandbox import launch, uids
+from evals.sandbox import cgroups, launch, uids
 from evals.sandbox.inside import protocol
 
 _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
@@ -45,9 +45,11 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 class Worker:
     """A fork server; :meth:`run` sends one job and returns the server's reply."""
 
-    def __init__(self, level: str) -> None:
+    def __init__(self, level: str, memory_cap: int | None = None) -> None:
         self.level = level
+        self.memory_cap = memory_cap or cgroups.worker_memory_cap(1)
         self.proc: subprocess.Popen | None = None
+        self._cgroup: cgroups.WorkerCgroup | None = None
         self.features: dict = {}
         self._lease: uids.UidLease | None = None
         self._workroot: str | None = None
@@ -84,6 +86,12 @@ class Worker:
             self.stop()
             raise WorkerError(f"the {self.level} sandbox server failed to start: {exc}; {log}") from None
         self.features = ready.get("features", {})
+        self._cap_tree()
+
+    def _cap_tree(self) -> None:
+        """Put the server's process tree in its own memory/pids-capped cgroup, when possible."""
+        self._cgroup = cgroups.WorkerCgroup(f"{cgroups.PREFIX}{os.getpid()}-{id(self):x}", self.memory_cap)
+        self.features["cgroup"] = self._cgroup.adopt(cgroups.process_tree(self.proc.pid))
 
     def log_tail(self, limit: int = 2000) -> str:
         if self._log is None:
@@ -109,6 +117,9 @@ class Worker:
                 proc.wait()
             for stream in (proc.stdin, proc.stdout):
                 stream.close()
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         if self._workroot:
             shutil.rmtree(self._workroot, ignore_errors=True)
             self._workroot = None

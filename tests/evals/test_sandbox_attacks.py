@@ -236,3 +236,28 @@ def test_isolation_level_is_recorded(isolation):
         assert "bwrap" not in parts and "landlock" in parts
     if os.geteuid() == 0:
         assert "uid" in parts
+
+
+def test_many_processes_together_stay_under_the_worker_memory_cap(monkeypatch):
+    from evals.sandbox import pool
+
+    monkeypatch.setenv("DISTILLC_SANDBOX_WORKER_MEMORY_MB", "1024")
+    pool.shutdown()
+    try:
+        probe = run_one(attack("def sq(x):\n    return x * x\n"), workers=1)
+        if "cgroup" not in probe.isolation.split("+"):
+            pytest.skip("no cgroup for the workers on this machine")
+        code = ("import os, time\ndef sq(x):\n    kids = []\n    for _ in range(6):\n        pid = os.fork()\n"
+                "        if pid == 0:\n            hoard = b'x' * (400 << 20)\n            time.sleep(20)\n            os._exit(0)\n"
+                "        kids.append(pid)\n    for kid in kids:\n        assert os.waitpid(kid, 0)[1] == 0\n    return x * x\n")
+        limits = Limits(cpu_seconds=5, memory_mb=600, wall_seconds=8)
+        worker = next(iter(pool._POOLS.values())).workers[0]
+        result = run_one(Job(code=code, tests=TestSpec(style="humaneval", entry_point="sq", check=CHECK), limits=limits),
+                         workers=1)
+        peak = [int((d / "memory.max_usage_in_bytes").read_text()) for d in worker._cgroup.dirs
+                if (d / "memory.max_usage_in_bytes").exists()]
+        assert result.status in (Status.FAILED, Status.MEMORY, Status.KILLED) and not result.passed
+        assert peak and max(peak) <= (1024 << 20)
+        contained([result])
+    finally:
+        pool.shutdown()
