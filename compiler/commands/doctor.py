@@ -1,5 +1,6 @@
 """distillc doctor: what this machine gives the sandbox (isolation level, bubblewrap, the uid
-drop, Landlock, seccomp, cgroups) and which toolchains the "compiles and runs" check can use."""
+drop, Landlock, seccomp, per-worker cgroup caps) and which toolchains the "compiles and runs"
+check can use."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def _print_human(report: dict) -> None:
     landlock = report.get("landlock") or {}
     print(f"landlock: {_yes(landlock.get('works'))}" + (f" (ABI {landlock['abi']})" if landlock.get("abi") else ""))
     print(f"seccomp: {_yes(report.get('seccomp'))}")
-    print(f"cgroup pids controller writable: {_yes(report['cgroups']['pids_writable'])}")
+    caps = report.get("cgroups") or {}
+    print(f"cgroup caps per worker: {_yes(caps.get('worker_caps'))}"
+          + (f" (memory {caps['memory_cap_mb']} MiB, {caps['pids_max']} processes)" if caps.get("worker_caps") else ""))
     found = [name for name, ok in report["toolchains"].items() if ok]
     missing = [name for name, ok in report["toolchains"].items() if not ok]
     print(f"toolchains: {', '.join(found)}" + (f" (missing: {', '.join(missing)})" if missing else ""))

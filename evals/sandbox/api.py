@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from typing import Callable, Sequence
 
-from evals.sandbox import launch, toolchains, verdict
+from evals.sandbox import cgroups, launch, toolchains, verdict
 from evals.sandbox.cache import ExecCache, cacheable, job_key
 from evals.sandbox.pool import SandboxUnavailable, get_pool
 from evals.sandbox.types import ExecResult, Job, Status
@@ -104,33 +104,21 @@ def run_one(job: Job, **kwargs) -> ExecResult:
 
 def isolation_report(isolation: str = "auto") -> dict:
     """What this machine gives: the level that starts, bubblewrap's path and version, and whether
-    the uid drop, Landlock, seccomp and cgroups work here."""
+    the uid drop, Landlock, seccomp and per-worker cgroup caps work here."""
     report = {"requested": isolation, "root": launch.is_root(),
               "bwrap": {"path": launch.bwrap_binary(), "version": launch.bwrap_version()},
-              "cgroups": _cgroups(), "toolchains": {name: toolchains.available(name) for name in toolchains.TOOLCHAINS}}
+              "toolchains": {name: toolchains.available(name) for name in toolchains.TOOLCHAINS}}
     try:
         pool = get_pool(isolation, 1)
     except SandboxUnavailable as exc:
         return {**report, "level": None, "isolation": None, "error": str(exc)}
-    features = pool.workers[0].features
+    worker = pool.workers[0]
+    features = worker.features
     return {**report, "level": pool.level, "isolation": pool.isolation, "uid_drop": bool(features.get("uid")),
             "landlock": {"works": bool(features.get("landlock")), "abi": features.get("landlock") or 0},
-            "seccomp": bool(features.get("seccomp")), "bwrap_works": pool.level == "bwrap"}
-
-
-def _cgroups() -> dict:
-    """Whether a pids cgroup could be created here (reported; the sandbox limits processes with
-    RLIMIT_NPROC under a per-worker uid instead)."""
-    for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
-        if os.path.isdir(root):
-            probe = os.path.join(root, f"distillc-probe-{os.getpid()}")
-            try:
-                os.mkdir(probe)
-                os.rmdir(probe)
-                return {"pids_writable": True, "root": root}
-            except OSError:
-                continue
-    return {"pids_writable": False, "root": None}
+            "seccomp": bool(features.get("seccomp")), "bwrap_works": pool.level == "bwrap",
+            "cgroups": {"worker_caps": bool(features.get("cgroup")), "memory_cap_mb": worker.memory_cap >> 20,
+                        "pids_max": cgroups.PIDS_MAX}}
 
 
 __all__ = ["run_many", "run_one", "isolation_report", "SandboxUnavailable", "WorkerError"]
