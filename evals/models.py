@@ -344,3 +344,28 @@ def _load_vllm(name: str, source: str, dtype: Dtype, revision: str | None) -> tu
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+
+
+TORCH_THREADS_ENV = "DISTILLC_TORCH_THREADS"
+
+
+def apply_torch_threads() -> int | None:
+    """Set torch's intra-op thread count from ``$DISTILLC_TORCH_THREADS`` and return it.
+
+    On a shared, busy machine one thread per process is often several times faster than torch's
+    default of one per core, so entry points that train or generate call this first. Unset or
+    empty leaves torch's default alone (returns None); anything but a positive integer is an error.
+    """
+    raw = (os.environ.get(TORCH_THREADS_ENV) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{TORCH_THREADS_ENV}={raw!r}: expected a positive number of threads")
+    import torch
+
+    torch.set_num_threads(int(raw))
+    return int(raw)
