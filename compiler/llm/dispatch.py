@@ -23,7 +23,9 @@ from compiler.llm.backend import FatalError, RetryableError
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
 
-FLUSH_EVERY_S = 0.2
+FLUSH_EVERY_S = 0.5   # longest a finished call waits for its commit
+FLUSH_ROWS = 128      # commit sooner once this many rows are waiting
+FLUSH_CHECK_S = 0.05
 
 
 @dataclass
@@ -167,9 +169,15 @@ class ConcurrentDispatch:
         return True
 
     async def _flush_loop(self) -> None:
+        """Commit when enough rows have gathered or the oldest has waited ``FLUSH_EVERY_S``: each
+        commit costs the same few milliseconds whatever its size."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(FLUSH_EVERY_S)
-            await self._flush()
+            await asyncio.sleep(FLUSH_CHECK_S)
+            now = time.monotonic()
+            if self.recorder.buffered >= FLUSH_ROWS or now - last >= FLUSH_EVERY_S:
+                last = now
+                await self._flush()
 
     async def _flush(self) -> None:
         rows = self.recorder.take()

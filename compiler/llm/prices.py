@@ -1,8 +1,9 @@
 """Prices: the shipped price table, recipe overrides, and the dollar cost of one call.
 
 The table (``prices.json`` beside this file) is versioned and dated; every ledger row records the
-version that priced it, so a bill can be re-derived later. A model is found by exact name, then by the
-longest table name it extends with a snapshot suffix (a date, ``preview``, ``latest``) (``gpt-4o-2024-08-06`` → ``gpt-4o``).
+version that priced it, so a bill can be re-derived later. A model is found by exact name, then by
+the longest table name it extends with a snapshot suffix (a date, ``preview``, ``latest``):
+``gpt-4o-2024-08-06`` → ``gpt-4o``.
 Self-hosted models cost $0 unless the recipe prices them: in-process backends always, and ``openai``
 models missing from the table when ``base_url`` points somewhere other than OpenAI. A model missing
 from the table on OpenAI itself is an error, because a bill that silently reads $0 cannot be trusted.

@@ -4,9 +4,9 @@ Crash safety rests on two rules. A call's ledger row is committed as ``pending``
 sent (rows are registered a chunk at a time, just ahead of sending). Its response, its cache entry
 and its final ledger row are committed together, so after a ``kill -9`` every call is either done
 (cached, priced) or still ``pending`` — the pending ones are the calls that were in flight, the only
-ones a rerun can pay for twice. Results are buffered and committed as a group every ~0.2 s (DuckDB
-statements cost milliseconds each, whatever their size), and the concurrent dispatcher runs the
-writes on a thread of their own so the event loop never waits for the disk.
+ones a rerun can pay for twice. Results are buffered and committed as a group (every 128 rows or
+0.5 s; DuckDB statements cost milliseconds each, whatever their size), and the concurrent dispatcher
+runs the writes on a thread of their own so the event loop never waits for the disk.
 """
 
 from __future__ import annotations
