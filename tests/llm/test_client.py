@@ -76,7 +76,7 @@ def test_identical_requests_in_one_call_are_sent_once(loopback_server, make_clie
     rate_drop=0.01, hang_s=30), "cached_fraction": 0.3, "reasoning_tokens": 2, "seed": 7}], indirect=True)
 def test_faults_leave_every_row_present_or_explicitly_failed_and_costs_match_the_server(
         loopback_server, make_client, store):
-    client = make_client(loopback_server, timeout_s=0.5, max_retries=6, max_concurrency=32)
+    client = make_client(loopback_server, timeout_s=1.5, max_retries=6, max_concurrency=32)
     results = client.generate(chat_requests(400), stage="s", stage_fp="f")
     assert len(results) == 400
     assert all((r.ok and r.text) or (not r.ok and r.text is None and r.error) for r in results)

@@ -60,7 +60,7 @@ def test_kill_minus_nine_then_rerun_matches_an_uninterrupted_run(seed, tmp_path,
     texts, clean_answered = uninterrupted
     assert clean_answered == N
     server = make_loopback(latency=0.03)
-    kill_at = random.Random(seed).randint(20, N - 40)
+    kill_at = random.Random(seed).randint(20, N - 100)
     proc = _child(tmp_path / "s.duckdb", server.url, tmp_path / "out.json")
     deadline = time.monotonic() + 60
     while server.tally.answered < kill_at and proc.poll() is None and time.monotonic() < deadline:
