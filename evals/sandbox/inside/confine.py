@@ -13,7 +13,6 @@ import ctypes
 import math
 import os
 import resource
-from dataclasses import dataclass, field
 
 from . import landlock
 from .seccomp import Filter
@@ -23,16 +22,17 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 RESULT_FD = 3
 
 
-@dataclass
 class Confinement:
-    """What to apply to a child; built by the server from its start-up options and the job."""
+    """What to apply to a child; built by the server from its start-up options and the job.
 
-    workdir: str
-    uid: int | None = None              # drop to this uid/gid (server running as root)
-    ruleset_fd: int | None = None       # Landlock ruleset prepared by the server
-    seccomp: Filter | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    nproc: bool = True                  # RLIMIT_NPROC is meaningful (own uid or own user namespace)
+    ``uid``: drop to this uid/gid (server running as root); ``ruleset_fd``: the Landlock ruleset
+    prepared by the server; ``nproc``: RLIMIT_NPROC is meaningful (own uid or user namespace).
+    """
+
+    def __init__(self, workdir: str, uid: int | None = None, ruleset_fd: int | None = None,
+                 seccomp: Filter | None = None, env: dict[str, str] | None = None, nproc: bool = True) -> None:
+        self.workdir, self.uid, self.ruleset_fd, self.seccomp = workdir, uid, ruleset_fd, seccomp
+        self.env, self.nproc = env or {}, nproc
 
 
 def _rlimit(which: int, value: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 from .harness import Context, clip
 
@@ -19,6 +18,8 @@ _COMPILER_OUTPUT = 1 << 16
 
 
 def _compile(ctx: Context, command: list[str]) -> bool:
+    import subprocess                           # only these jobs need it: keep the server lean
+
     proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, close_fds=True)
     if proc.returncode == 0:
@@ -45,6 +46,8 @@ def run(ctx: Context, language: str) -> None:
     toolchain = ctx.payload["toolchain"]
     with open(toolchain["source"], "w", encoding="utf-8") as fh:
         fh.write(ctx.payload["code"])
+    import subprocess
+
     os.environ.update(toolchain.get("env") or {})
     if toolchain.get("compile") and not _compile(ctx, toolchain["compile"]):
         return

@@ -13,8 +13,6 @@ import gc
 import importlib
 import json
 import os
-import secrets
-import shutil
 import signal
 import stat
 import sys
@@ -122,7 +120,7 @@ class Server:
             protocol.send(self.out_fd, self.run_job(message["job"]))
 
     def _workdir(self) -> str:
-        path = os.path.join(self.workroot, "job-" + secrets.token_hex(4))
+        path = os.path.join(self.workroot, "job-" + os.urandom(4).hex())
         os.mkdir(path, 0o700)
         if self.uid is not None:
             os.chown(path, self.uid, self.uid)
@@ -210,18 +208,25 @@ def _events(raw: bytearray, pid: int) -> list[dict]:
 
 
 def _remove_tree(path: str) -> None:
-    """Remove a job's directory even if the program made parts of it unreadable."""
-    shutil.rmtree(path, ignore_errors=True)
-    if not os.path.lexists(path):
-        return
-    for root, dirs, _ in os.walk(path):
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(root, name), stat.S_IRWXU)
-            except OSError:
-                pass
-    os.chmod(path, stat.S_IRWXU)
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove a job's directory, even if the program made parts of it unreadable (the server
+    avoids ``shutil``: its compression imports would make every fork dearer)."""
+    try:
+        os.chmod(path, stat.S_IRWXU, follow_symlinks=False)
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _protocol_fds() -> tuple[int, int]:

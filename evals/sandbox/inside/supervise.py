@@ -12,20 +12,18 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass, field
 
 _CHUNK = 1 << 16
 
 
-@dataclass
 class Stream:
     """One pipe's captured bytes: the first ``cap`` bytes kept, the rest only counted."""
 
-    fd: int
-    cap: int
-    kept: bytearray = field(default_factory=bytearray)
-    total: int = 0
-    open: bool = True
+    def __init__(self, fd: int, cap: int) -> None:
+        self.fd, self.cap = fd, cap
+        self.kept = bytearray()
+        self.total = 0
+        self.open = True
 
     def feed(self, data: bytes) -> None:
         room = self.cap - len(self.kept)
@@ -34,12 +32,15 @@ class Stream:
         self.total += len(data)
 
 
-@dataclass
 class Outcome:
-    status: int | None = None           # raw wait status
-    rusage: object | None = None
-    killed: str | None = None           # "wall" | "output" when the server stopped the child
-    wall_s: float = 0.0
+    """How a child ended: raw wait status, resource usage, whether the server stopped it
+    (``killed``: "wall" or "output") and the elapsed time."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.rusage = None
+        self.killed: str | None = None
+        self.wall_s = 0.0
 
 
 def _read(stream: Stream) -> None:
