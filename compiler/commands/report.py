@@ -1,0 +1,112 @@
+"""distillc report: compare evaluation runs across corpus versions and students.
+
+One line per ``eval_runs`` row, grouped by benchmark and corpus version. A trained model is set
+against its base student: ``Δpass@1`` is its pass@1 minus that of the latest run of the base model
+on the same problems (same benchmark file and task set) with the same n, temperature and number of
+refinement steps; blank when no such base run exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from compiler.commands.common import add_json, add_store, print_json, print_table, store_path
+
+NAME = "report"
+HELP = "compare eval runs across corpus versions and students in a table"
+EXAMPLE = "distillc report --benchmark humaneval"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", choices=("humaneval", "mbpp", "mbpp+"), help="only runs on this benchmark")
+    add_store(p)
+    add_json(p)
+
+
+def comparable(run) -> tuple:
+    """What must match for two runs' figures to be compared."""
+    return (run.benchmark, run.data.get("sha256"), run.n, run.temperature, run.multistep)
+
+
+def base_runs(runs: list) -> dict[tuple, Any]:
+    """The latest run of each (model, comparable settings); runs come in creation order."""
+    latest: dict[tuple, Any] = {}
+    for run in runs:
+        latest[(run.model, *comparable(run))] = run
+    return latest
+
+
+def delta(run, bases: dict[tuple, Any], k: str = "pass@1") -> float | None:
+    """``k`` of ``run`` minus that of its base student's comparable run."""
+    if not run.student or k not in run.pass_at_k:
+        return None
+    base = bases.get((run.student, *comparable(run)))
+    if base is None or base.run_id == run.run_id or k not in base.pass_at_k:
+        return None
+    return run.pass_at_k[k] - base.pass_at_k[k]
+
+
+def sort_key(run) -> tuple:
+    return (run.benchmark, run.corpus or "", run.version or 0, run.variant or "", run.student or run.model,
+            str(run.created_at))
+
+
+def all_ks(runs: list) -> list[str]:
+    names = {k for run in runs for k in run.pass_at_k}
+    return sorted(names, key=lambda name: int(name.split("@")[1]))
+
+
+def _corpus_cell(run) -> str:
+    if not run.corpus:
+        return "-"
+    ref = run.corpus_ref + (f":{run.variant}" if run.variant else "")
+    return ref if run.linked else ref + " (?)"
+
+
+def _short(model: str) -> str:
+    """The last two parts of a path (a Hub id stays whole)."""
+    parts = Path(model).parts
+    return "/".join(parts[-2:]) if len(parts) > 2 else model
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def table_rows(runs: list, ks: list[str], bases: dict[tuple, Any]) -> list[list[Any]]:
+    rows = []
+    for run in runs:
+        steps = "" if run.multistep == 0 else " -> ".join(_fmt(s.get("pass@1")) for s in run.per_step)
+        rows.append([run.benchmark, _corpus_cell(run), run.student or "-", _short(run.model), run.prompt_format,
+                     run.n, f"{run.temperature:g}", run.problems,
+                     *[_fmt(run.pass_at_k.get(k)) for k in ks], _fmt(delta(run, bases), signed=True),
+                     steps, run.run_id, str(run.created_at)[:16]])
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler.store.db import Store
+    from compiler.store.evalruns import list_runs
+
+    with Store.open_readonly(store_path(args)) as store:
+        runs = list_runs(store, benchmark=args.benchmark)
+    bases = base_runs(runs)
+    runs = sorted(runs, key=sort_key)
+    ks = all_ks(runs)
+    if args.json:
+        print_json({"benchmark": args.benchmark, "runs": [
+            {**r.to_dict(), "delta_pass@1": delta(r, bases)} for r in runs]})
+        return 0
+    if not runs:
+        print("no eval runs yet: run `distillc eval MODEL --benchmark humaneval` first")
+        return 0
+    headers = ["benchmark", "corpus", "student", "model", "format", "n", "T", "problems", *ks, "Δpass@1",
+               "pass@1 by step", "run", "created"]
+    print_table(headers, table_rows(runs, ks, bases))
+    if any(r.corpus and not r.linked for r in runs):
+        print("\n(?) the corpus version named by the model's training record is not in this store")
+    return 0
