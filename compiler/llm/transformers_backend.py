@@ -39,6 +39,7 @@ class TransformersBackend:
         return models.resolve_model(self.config.model, revision=self.config.revision)
 
     def _load(self) -> tuple[Any, Any]:
+        models.apply_torch_threads()
         return models.load_model(self.config.model, dtype=self.config.dtype,
                                  revision=self.config.revision)
 
