@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -204,16 +205,15 @@ class _Where:
 def _config_from(raw: Mapping[str, Any], where: _Where) -> SFTRunConfig:
     own, passed = {}, {}
     hints = _config_hints()
-    sft_fields = _sft_config_fields()
     for key, value in raw.items():
-        if key in RUN_KEYS:
+        if key in RUN_KEYS or key == "preset":
             continue
-        if key in hints and key not in ("sft_args", "preset"):
+        if key in hints and key != "sft_args":
             own[key] = _coerce(value, hints[key], where, key)
-        elif key in sft_fields:
+        elif key in _sft_config_fields():  # imports trl: only asked for keys that are not ours
             passed[key] = _number_or_value(value)
-        elif key != "preset":
-            known = [*RUN_KEYS, *hints, *sft_fields]
+        else:
+            known = [*RUN_KEYS, *hints, *_sft_config_fields()]
             raise ConfigError(f"{where.at(key)}: unknown setting{_did_you_mean(key, known)}")
     preset = raw.get("preset", "modern")
     if preset not in PRESETS:
@@ -230,10 +230,11 @@ def _config_hints() -> dict[str, Any]:
     return typing.get_type_hints(SFTRunConfig)
 
 
-def _sft_config_fields() -> set[str]:
+@functools.cache
+def _sft_config_fields() -> frozenset[str]:
     from trl import SFTConfig
 
-    return {f.name for f in dataclasses.fields(SFTConfig) if f.init}
+    return frozenset(f.name for f in dataclasses.fields(SFTConfig) if f.init)
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
