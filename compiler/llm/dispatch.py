@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from compiler.llm.backend import FatalError, RetryableError
+from compiler.llm.backend import ConcurrentBackend, FatalError, InProcessBackend, RetryableError
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
 
@@ -37,7 +37,10 @@ class Outcome:
 
 
 class ConcurrentDispatch:
-    def __init__(self, backend, recorder: Recorder, *, limit: AdaptiveLimit, rate: RateLimiter,
+    """One ``generate`` call's worth of jobs on a concurrent backend; :meth:`run` returns when every
+    job is finished, failed for good, or refused by the budget."""
+
+    def __init__(self, backend: ConcurrentBackend, recorder: Recorder, *, limit: AdaptiveLimit, rate: RateLimiter,
                  retry: RetryPolicy, max_attempts: int, admits: Callable[[], bool],
                  charge: Callable[[float], None], on_flush: Callable[[int], None] | None = None,
                  seed: int | None = None):
@@ -187,7 +190,7 @@ class ConcurrentDispatch:
                 self.on_flush(len(rows))
 
 
-def run_in_process(backend, recorder: Recorder, jobs: list[Job], *, chunk: int,
+def run_in_process(backend: InProcessBackend, recorder: Recorder, jobs: list[Job], *, chunk: int,
                    admits: Callable[[], bool], charge: Callable[[float], None],
                    on_flush: Callable[[int], None] | None = None) -> Outcome:
     """Send jobs to an in-process backend ``chunk`` at a time, committing after each chunk."""
@@ -207,7 +210,7 @@ def run_in_process(backend, recorder: Recorder, jobs: list[Job], *, chunk: int,
     return outcome
 
 
-def _complete_chunk(backend, recorder: Recorder, part: list[Job], charge: Callable[[float], None]) -> None:
+def _complete_chunk(backend: InProcessBackend, recorder: Recorder, part: list[Job], charge: Callable[[float], None]) -> None:
     t0 = time.monotonic()
     for job in part:
         job.attempts = 1
