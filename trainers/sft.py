@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -106,6 +107,7 @@ def fit(run: PreparedRun) -> TrainResult:
     """Train, save the model, write the record. TRL's per-step log lines go to stderr."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     forget_record(run.out_dir)
+    shutil.rmtree(run.out_dir / ADAPTER_DIR, ignore_errors=True)  # a previous LoRA run's
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         output = run.trainer.train()

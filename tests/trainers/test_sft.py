@@ -144,14 +144,16 @@ def test_lora_trains_an_adapter_and_saves_a_merged_model(tiny_model_dir, tmp_pat
     assert read_record(out)["corpus"] is None  # not from a corpus: no invented provenance
 
 
-def test_retraining_into_the_same_directory_replaces_the_record(tiny_model_dir, tmp_path):
+def test_retraining_into_the_same_directory_replaces_the_record_and_adapter(tiny_model_dir, tmp_path):
     data = datasets.Dataset.from_list(pc_rows(4))
     train(data, student=str(tiny_model_dir), out_dir=tmp_path, config=FAST.replace(max_steps=1),
-          provenance={"corpus": "a", "version": 1})
+          provenance={"corpus": "a", "version": 1}, lora=True)
+    assert (tmp_path / "adapter").is_dir()
     train(data, student=str(tiny_model_dir), out_dir=tmp_path, config=FAST.replace(max_steps=2),
           provenance={"corpus": "b", "version": 3})
     record = read_record(tmp_path)
     assert (record["corpus"], record["version"], record["steps"]) == ("b", 3, 2)
+    assert not (tmp_path / "adapter").exists() and record["config"]["lora"] is False
 
 
 def test_an_unknown_student_fails_in_one_line(tmp_path):
