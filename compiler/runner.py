@@ -53,15 +53,20 @@ class Services:
             self._budget = Budget(total, dict(cfg.stages))
         return self._budget
 
-    def client(self, role: str):
-        if role not in self.clients:
+    def client(self, role: str, model: str | None = None):
+        """The client of the recipe's ``role`` model; with ``model``, the same config serving another
+        model name or path (a student checkpoint per PERsD round), each its own client."""
+        key = role if model is None else f"{role}@{model}"
+        if key not in self.clients:
             from compiler.llm.client import LLMClient
 
             config = self.loaded.recipe.model_for(role)
             if config is None:
                 raise DistillcError(f"the recipe has no `{role}:` model")
-            self.clients[role] = LLMClient(config, store=self.store, role=role, budget=self.budget())
-        return self.clients[role]
+            if model is not None:
+                config = config.model_copy(update={"model": model, "revision": None})
+            self.clients[key] = LLMClient(config, store=self.store, role=role, budget=self.budget())
+        return self.clients[key]
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -83,6 +88,7 @@ class StageContext:
     step: Step
     services: Services
     tasks_fingerprint: str
+    plan: Plan | None = None
 
     @property
     def name(self) -> str:
@@ -107,12 +113,13 @@ class StageContext:
     def progress(self, total: int | None, desc: str | None = None):
         return progress_bar(total, desc or self.name)
 
-    def generate(self, role: str, requests: Sequence[Any]) -> list[Any]:
+    def generate(self, role: str, requests: Sequence[Any], *, model: str | None = None) -> list[Any]:
         """LLM results for ``requests`` (in order) from the recipe's ``role`` model, through the cache
-        and the ledger."""
+        and the ledger. ``model`` swaps in another model name or path with the same config (e.g. the
+        student checkpoint of a later PERsD round)."""
         if not requests:
             return []
-        client = self.services.client(role)
+        client = self.services.client(role, model)
         return client.generate(list(requests), stage=self.name, stage_fp=self.fingerprint,
                                progress=progress_enabled())
 
@@ -129,6 +136,20 @@ class StageContext:
     def tasks(self) -> pl.DataFrame:
         """The normalised task table of this compile (the sources output)."""
         return outputs.load_output(self.store, self.tasks_fingerprint)
+
+    def earlier(self, name: str) -> Step:
+        """The step named ``name`` that runs before this one (its fingerprint is an ancestor of
+        this stage's, so reading it keeps the output a function of the fingerprint)."""
+        steps = self.plan.steps[: self.step.index] if self.plan is not None else ()
+        found = [s for s in steps if s.name == name]
+        if not found:
+            names = ", ".join(s.name for s in steps) or "none"
+            raise DistillcError(f"stage {self.name!r}: no earlier stage named {name!r} (earlier: {names})")
+        return found[0]
+
+    def output_of(self, name: str) -> pl.DataFrame:
+        """The stored output of the earlier step ``name`` (see :meth:`earlier`)."""
+        return outputs.load_output(self.store, self.earlier(name).fingerprint)
 
 
 @dataclass(frozen=True)
@@ -204,7 +225,7 @@ def _run_one(plan: Plan, step: Step, services: Services, frames: dict[str, pl.Da
         if parent is None:
             parent = outputs.load_output(store, step.parent)
     started = time.perf_counter()
-    out = _run_step(step, parent, services, plan.steps[0].fingerprint)
+    out = _run_step(step, parent, services, plan.steps[0].fingerprint, plan)
     meta = outputs.OutputMeta(
         fingerprint=step.fingerprint, stage=step.name, uses=step.uses, stage_version=step.version,
         params=_params_json(step), parents=[step.parent] if step.parent else [],
@@ -214,7 +235,8 @@ def _run_one(plan: Plan, step: Step, services: Services, frames: dict[str, pl.Da
     frames[step.fingerprint] = out.frame
 
 
-def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks_fp: str) -> StageOutput:
+def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks_fp: str,
+              plan: Plan | None = None) -> StageOutput:
     if step.cls is None:
         from compiler.stages.sources import load_sources
 
@@ -222,7 +244,7 @@ def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks
         return StageOutput(frame)
     assert parent is not None and step.params is not None
     stage = step.cls(step.params)
-    return stage.run(parent, StageContext(step, services, tasks_fp))
+    return stage.run(parent, StageContext(step, services, tasks_fp, plan))
 
 
 def _params_json(step: Step) -> dict[str, Any]:

@@ -15,6 +15,12 @@ _MODULES = (
     "format",
     "dedup",
     "decontaminate",
+    "persd_tests",
+    "persd_attempt",
+    "persd_refine",
+    "persd_parse",
+    "persd_emit",
+    "persd_rounds",
 )
 
 

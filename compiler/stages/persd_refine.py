@@ -1,0 +1,98 @@
+"""``teacher_refine``: the teacher rectifies the student's failed attempts (METHODS §1(b) P3), and only
+those: a passing attempt never costs a teacher call."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from pydantic import Field
+
+from compiler.llm.types import LLMRequest
+from compiler.stages.base import Params, Stage, StageOutput, derive_id, register, rejections
+from compiler.stages.filters import require_columns
+from compiler.stages.generate import attach
+from compiler.stages.persd_templates import Closeness, FeedbackKind, refinement_chat
+from evals import codeinfo
+
+if TYPE_CHECKING:
+    from compiler.runner import StageContext
+
+
+def task_passes(frame: pl.DataFrame, passed: str) -> pl.Expr:
+    """Per row: how many attempts of its task (in its round) passed."""
+    keys = ["task_id", "round"] if "round" in frame.columns else ["task_id"]
+    return pl.col(passed).fill_null(False).cast(pl.Int64).sum().over(keys)
+
+
+@register
+class TeacherRefine(Stage):
+    """Sends each failed attempt to the teacher as PERsD's two-turn chat: turn 1 gives the task and
+    the header and has the gold solution as the assistant's answer; turn 2 gives the incorrect code,
+    the feedback and the rules, and asks for the rectified code. ``feedback``: ``auto`` (the
+    execution error), ``nl`` (the teacher first writes FEEDBACK, then RECTIFIED CODE) or ``none``
+    (no error shown); ``closeness``: ``v1`` (rewrite if badly wrong, else stay close), ``v0`` (no
+    closeness rule), ``v2`` (stay closest to the incorrect code); ``repeat_task`` repeats TASK and
+    HEADER after the error. Passing attempts are dropped with reason ``attempt_passed`` (no call);
+    each failed attempt becomes a refinement row (parent: the attempt row) with
+    ``refine_messages`` (the chat as JSON), ``refine_text``, ``refine_call`` and
+    ``task_attempts_passed``. Also drops ``no_gold`` and ``llm_failed``."""
+
+    name = "teacher_refine"
+    version = 1
+    roles = ("teacher",)
+
+    class Params(Params):
+        feedback: FeedbackKind = Field(default="auto", description="`auto` (execution error), `nl` "
+                                       "(teacher writes feedback first) or `none`")
+        closeness: Closeness = Field(default="v1", description="closeness rule: `v0` none, `v1` stay close "
+                                     "unless badly wrong, `v2` closest to the incorrect code")
+        repeat_task: bool = Field(default=False, description="repeat TASK/HEADER after the error (PERsD's format2)")
+        temperature: float = Field(default=0.0, ge=0, description="teacher sampling temperature (PERsD used "
+                                   "the API default, 1.0; 0 makes refinements reproducible)")
+        top_p: float = Field(default=1.0, gt=0, le=1, description="nucleus sampling")
+        max_tokens: int = Field(default=1024, ge=1, description="completion length limit")
+        seed: int | None = Field(default=None, description="sampling seed sent with each request")
+        code: str = Field(default="attempt_code", description="column with the student's code")
+        passed: str = Field(default="attempt_passed", description="boolean column: the attempt passed")
+        error: str = Field(default="attempt_feedback", description="column with the execution feedback text")
+
+    def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
+        p = self.params
+        require_columns(frame, self.name, p.code, p.passed, p.error)
+        marked = frame.with_columns(task_passes(frame, p.passed).alias("task_attempts_passed"))
+        ok = pl.col(p.passed).fill_null(False)
+        no_gold = pl.col("reference_solution").is_null() | (pl.col("reference_solution").str.strip_chars() == "")
+        failed = self._refinement_rows(marked.filter(~ok & ~no_gold))
+        requests = [self._request(r) for r in failed.iter_rows(named=True)]
+        out = attach(failed, ctx.generate("teacher", requests), "refine_text", self.name)
+        dropped = pl.concat([
+            rejections(marked.filter(ok), "attempt_passed", "the attempt passed its tests: no refinement needed"),
+            rejections(marked.filter(~ok & no_gold), "no_gold", "no gold solution for the teacher's first turn"),
+            out.rejected])
+        return StageOutput(out.frame.rename({"refine_text_call": "refine_call"}), dropped)
+
+    def _refinement_rows(self, frame: pl.DataFrame) -> pl.DataFrame:
+        ids = [derive_id(rid, self.name) for rid in frame["row_id"]]
+        messages = [json.dumps([{"role": r, "content": c} for r, c in self._chat(row)], ensure_ascii=False)
+                    for row in frame.iter_rows(named=True)]
+        return frame.with_columns(
+            pl.col("row_id").map_elements(lambda r: [r], return_dtype=pl.List(pl.String)).alias("parent_ids"),
+            pl.Series("row_id", ids, dtype=pl.String),
+            pl.Series("refine_messages", messages, dtype=pl.String),
+            pl.lit(self.params.feedback).alias("refine_feedback_kind"),
+        )
+
+    def _chat(self, row: dict[str, Any]) -> list[tuple[str, str]]:
+        p = self.params
+        header = row.get("header") or codeinfo.function_header(row["reference_solution"], row["entry_point"]) or ""
+        return refinement_chat(instruction=row["instruction"], header=header, gold=row["reference_solution"],
+                               code=row[p.code] or "", feedback=row[p.error] or "", kind=p.feedback,
+                               closeness=p.closeness, repeat_task=p.repeat_task)
+
+    def _request(self, row: dict[str, Any]) -> LLMRequest:
+        p = self.params
+        pairs = tuple((m["role"], m["content"]) for m in json.loads(row["refine_messages"]))
+        return LLMRequest(messages=pairs, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+                          seed=p.seed, served_rows=(row["row_id"],))
