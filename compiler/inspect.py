@@ -38,3 +38,58 @@ def variant_counts(store: Store, version: Version) -> dict[str, int]:
         return {}
     rows = store.con.execute(f"SELECT variant, count(*) FROM {table} GROUP BY 1 ORDER BY 1").fetchall()
     return {v: int(n) for v, n in rows}
+
+
+# -- PERsD's funnel ----------------------------------------------------------------------------------
+
+_REFINE_STAGES = ("teacher_refine", "persd_rounds")
+
+
+def persd_funnel(store: Store, version: Version) -> dict[str, Any] | None:
+    """PERsD's counts for a version built with ``student_attempt``: tasks attempted, attempts
+    passed/failed, teacher refinements requested (distinct refinement rows in the ledger) / parsed
+    (code found in the answer) / passed (all tests), summed over rounds. None for other recipes."""
+    steps = version.stages
+    attempts = [s for s in steps if s["uses"] == "student_attempt"]
+    if not attempts:
+        return None
+    refine_fps = [s["fingerprint"] for s in steps if s["uses"] in _REFINE_STAGES]
+    drops = [outputs.rejection_counts(store, fp) for fp in refine_fps]
+    passed = sum(d.get("attempt_passed", 0) for d in drops)
+    requested = _teacher_requests(store, refine_fps)
+    refined = _refinement_rows(store, steps)
+    return {
+        "tasks": (outputs.output_info(store, attempts[0]["fingerprint"]) or {}).get("rows_in"),
+        "attempts": passed + requested + sum(d.get("no_gold", 0) for d in drops),
+        "attempts_passed": passed,
+        "attempts_failed": requested + sum(d.get("no_gold", 0) for d in drops),
+        "refinements_requested": requested,
+        "refinements_parsed": _count_true(refined, "refine_parsed"),
+        "refinements_passed": _count_true(refined, "refine_passed"),
+        "kept": variant_counts(store, version),
+    }
+
+
+def _teacher_requests(store: Store, fps: list[str]) -> int:
+    if not fps:
+        return 0
+    rows = store.con.execute(
+        "SELECT count(DISTINCT r) FROM (SELECT unnest(from_json(served_rows, '[\"VARCHAR\"]')) AS r "
+        "FROM llm_calls WHERE role = 'teacher' AND list_contains(?, stage_fp))", [fps]).fetchall()
+    return int(rows[0][0])
+
+
+def _refinement_rows(store: Store, steps: list[dict[str, Any]]) -> Any:
+    """The rows of every refinement before the acceptance filter: the input of
+    ``keep_refinements`` (else of ``emit_persd``)."""
+    for uses in ("keep_refinements", "emit_persd"):
+        at = next((i for i, s in enumerate(steps) if s["uses"] == uses), None)
+        if at:
+            return outputs.load_output(store, steps[at - 1]["fingerprint"])
+    return None
+
+
+def _count_true(frame: Any, column: str) -> int:
+    if frame is None or column not in frame.columns:
+        return 0
+    return int(frame[column].fill_null(False).sum())

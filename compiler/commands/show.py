@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.inspect import funnel, variant_counts
+    from compiler.inspect import funnel, persd_funnel, variant_counts
     from compiler.store.db import Store
     from compiler.store.versions import resolve
 
@@ -26,10 +26,13 @@ def run(args: argparse.Namespace) -> int:
         v = resolve(store, args.ref)
         stages = funnel(store, v)
         variants = variant_counts(store, v)
+        persd = persd_funnel(store, v)
     out = {"corpus": v.corpus, "version": v.version, "ref": v.ref, "fingerprint": v.fingerprint,
            "rows": v.rows, "created_at": str(v.created_at), "variants": variants, "stages": stages,
            "llm_calls": sum(s["llm_calls"] for s in stages), "usd": sum(s["usd"] for s in stages),
            "library_versions": v.library_versions}
+    if persd is not None:
+        out["persd"] = persd
     if args.json:
         print_json(out)
         return 0
@@ -40,4 +43,15 @@ def run(args: argparse.Namespace) -> int:
                   s["llm_calls"], money(s["usd"])] for s in stages])
     if variants:
         print("variants: " + ", ".join(f"{k}={n}" for k, n in variants.items()))
+    if persd is not None:
+        print_persd(persd)
     return 0
+
+
+def print_persd(f: dict) -> None:
+    """PERsD's funnel in three lines: tasks and attempts, refinements, kept records per variant."""
+    print(f"persd: tasks={f['tasks']}  attempts={f['attempts']} (passed {f['attempts_passed']}, "
+          f"failed {f['attempts_failed']})")
+    print(f"persd: refinements requested={f['refinements_requested']}  parsed={f['refinements_parsed']}  "
+          f"passed={f['refinements_passed']}")
+    print("persd: kept " + (", ".join(f"{k}={n}" for k, n in f["kept"].items()) or "nothing"))
