@@ -98,7 +98,7 @@ def parse_refinement(text: str, student_code: str, *, nl: bool = False, min_line
     block; without a fence, the indented / ``def`` / ``import`` / ``from`` lines; when that leaves
     fewer than ``min_lines`` non-blank lines, the student's own code (which then fails the tests)."""
     before, marker, after = text.rpartition(MARKER)
-    tail = after.lstrip(":* \\t") if marker else text
+    tail = after.lstrip(":* \t") if marker else text
     feedback = _feedback(before) if nl and marker else None
     blocks = fenced_blocks(tail)
     code, method = (blocks[-1].code, "fence") if blocks else (code_lines_fallback(tail), "lines")
@@ -112,5 +112,5 @@ def _feedback(text: str) -> str | None:
     label (``Step 2:``)."""
     _, found, after = text.rpartition("FEEDBACK")
     body = after if found else text
-    body = re.sub(r"(?is)\\bstep\\s*2\\s*:?\\s*$", "", body.strip().rstrip("*# ")).strip()
-    return body.lstrip(":* \\n").strip() or None
+    body = re.sub(r"(?is)\bstep\s*2\s*:?\s*$", "", body.strip().rstrip("*# ")).strip()
+    return body.lstrip(":* \n").strip() or None

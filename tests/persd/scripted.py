@@ -3,8 +3,8 @@
 - :class:`ScriptedStudent` answers PERsD's completion prompts with a function body: the reference
   body for most tasks, a wrong one for the tasks in its ``fail`` map (so which attempts fail is
   known in advance).
-- :class:`ScriptedTeacher` answers the refinement chat with the reference solution after a
-  ``RECTIFIED CODE`` marker, except for the tasks it is told to get wrong (a wrong function) or to
+- :class:`ScriptedTeacher` answers the refinement chat with the reference solution (marked by a
+  ``# rectified`` comment, so refinements and gold differ) after a ``RECTIFIED CODE`` marker, except for the tasks it is told to get wrong (a wrong function) or to
   answer without code (prose only); it answers test-input requests with calls taken from a script.
 
 Both record what they were asked, so tests can check which tasks cost a call.
@@ -93,9 +93,9 @@ class ScriptedTeacher:
         if tid in self.prose:
             return "The code looks almost right; check the loop bounds."
         code = task["reference_solution"]
-        if tid in self.wrong:
-            header = code[: code.index(":\n") + 2]
-            code = header + "    return 'still wrong'\n"
+        header = code[: code.index(":\n") + 2]
+        rest = code[len(header):]
+        code = header + ("    return 'still wrong'\n" if tid in self.wrong else "    # rectified\n" + rest)
         return f"Here is the fix.\n\nRECTIFIED CODE:\n```python\n{code.rstrip()}\n```\nDone."
 
     def _inputs(self, text: str) -> str:
