@@ -124,3 +124,22 @@ def test_no_store_still_generates(loopback_server, make_client, store):
 def test_make_backend_dispatches_on_the_backend_name():
     backend = make_backend(ModelConfig(model="m", backend="openai", base_url="http://127.0.0.1:9/v1"))
     assert isinstance(backend, OpenAIBackend) and backend.concurrent and backend.kind == "openai"
+
+
+def test_openai_itself_needs_its_key_at_construction(monkeypatch):
+    from compiler.errors import BackendError
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(BackendError, match=r"\$MY_KEY"):
+        make_backend(ModelConfig(model="gpt-4o", backend="openai", api_key_env="MY_KEY"))
+
+
+def test_retry_after_reads_seconds_milliseconds_and_http_dates():
+    import email.utils
+    import time
+
+    from compiler.llm.openai_backend import retry_after
+    assert retry_after({"retry-after": "2.5"}) == 2.5
+    assert retry_after({"retry-after-ms": "300", "retry-after": "9"}) == 0.3
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= retry_after({"retry-after": later}) <= 31
+    assert retry_after({}) is None
