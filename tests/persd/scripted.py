@@ -48,18 +48,21 @@ WRONG_BODIES = {
 
 @dataclass
 class ScriptedStudent:
-    """``fail``: task_id → the kind of wrong body (a key of ``WRONG_BODIES``)."""
+    """``fail``: task_id → the kind of wrong body (a key of ``WRONG_BODIES``); ``checkpoints``:
+    model name → its own ``fail`` map (a later round's student)."""
 
     tasks: list[dict[str, Any]]
     fail: dict[str, str] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)
+    checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+    asked: list[tuple[str, str]] = field(default_factory=list)   # (model, task_id)
 
     def __call__(self, body: dict[str, Any]) -> str:
         prompt = body.get("prompt") or body["messages"][-1]["content"]
         task = self._task(prompt)
-        self.asked.append(task["task_id"])
-        if task["task_id"] in self.fail:
-            return WRONG_BODIES[self.fail[task["task_id"]]]
+        self.asked.append((body.get("model", ""), task["task_id"]))
+        fail = self.checkpoints.get(body.get("model", ""), self.fail)
+        if task["task_id"] in fail:
+            return WRONG_BODIES[fail[task["task_id"]]]
         return reference_body(task) + "\n\nprint('a demo line the clean-up must cut')\n"
 
     def _task(self, prompt: str) -> dict[str, Any]:
