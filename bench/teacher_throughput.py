@@ -4,7 +4,8 @@ N requests go to a loopback OpenAI-compatible server (its own process) that answ
 latency. For each concurrency, three clients run, each in a fresh process so CPU and peak memory are
 its own: distillc's ``LLMClient`` (cache, ledger in a real DuckDB file, retries and adaptive
 concurrency all on), ``AsyncOpenAI`` + a semaphore with the SDK's default httpx transport, and the
-same with its aiohttp transport. Printed per run: wall time, efficiency
+same with its aiohttp transport, and a bare aiohttp loop (no SDK: the ceiling this machine allows
+right now, which calibrates the others when other work shares the cores). Printed per run: wall time, efficiency
 (N x latency / concurrency / wall: 1.0 means the client never made the server wait), CPU seconds per
 1000 calls and peak RSS.
 
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = ("distillc", "openai-httpx", "openai-aiohttp")
+CLIENTS = ("distillc", "openai-httpx", "openai-aiohttp", "aiohttp-raw")
 MODEL = "gpt-4o-mini"
 
 
@@ -72,6 +73,23 @@ async def run_plain(url: str, n: int, concurrency: int, aiohttp_transport: bool)
     return t.figures
 
 
+async def run_raw(url: str, n: int, concurrency: int) -> dict[str, float]:
+    import aiohttp
+
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def one(i: int) -> None:
+            async with sem:
+                body = {"model": MODEL, "messages": [{"role": "user", "content": _prompt(i)}], "max_tokens": 128}
+                async with session.post(url + "/chat/completions", json=body) as resp:
+                    assert (await resp.json())["choices"][0]["message"]["content"]
+
+        with _Timer() as t:
+            await asyncio.gather(*(one(i) for i in range(n)))
+    return t.figures
+
+
 class _Timer:
     """Wall and CPU seconds of a block, plus the process's peak RSS at its end."""
 
@@ -87,6 +105,8 @@ class _Timer:
 def measure(client: str, url: str, n: int, concurrency: int) -> dict[str, float]:
     if client == "distillc":
         return run_distillc(url, n, concurrency)
+    if client == "aiohttp-raw":
+        return asyncio.run(run_raw(url, n, concurrency))
     return asyncio.run(run_plain(url, n, concurrency, aiohttp_transport=client == "openai-aiohttp"))
 
 
@@ -120,7 +140,9 @@ def main() -> None:
         return
     server, url = start_server(args.latency)
     try:
-        print(f"N={args.n} latency={args.latency * 1000:.0f} ms, server in its own process, {os.cpu_count()} cores")
+        load = os.getloadavg()[0]
+        print(f"N={args.n} latency={args.latency * 1000:.0f} ms, server in its own process, {os.cpu_count()} cores, "
+              f"load average {load:.1f} at start")
         print(f"{'client':<16}{'conc':>6}{'wall s':>9}{'efficiency':>12}{'CPU s/1000':>12}{'peak MB':>10}")
         for conc in args.concurrency:
             for client in args.clients:
