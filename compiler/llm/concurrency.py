@@ -38,6 +38,7 @@ class AdaptiveLimit:
         self.base: float | None = None
         self.recent: float | None = None
         self.cooldown_until = 0.0
+        self.loop_lag = 0.0
         self._samples = 0
         self._window_min = math.inf
         self._base_window = base_window
@@ -73,8 +74,14 @@ class AdaptiveLimit:
                 room -= 1
 
     # -- signals -------------------------------------------------------------------------------
+    def note_loop_lag(self, lag: float) -> None:
+        """How late this process's event loop runs its callbacks (a moving average). A starved
+        client sees every answer late; that delay is ours, not the server's, so it is taken out of
+        latency samples instead of being read as a server queue."""
+        self.loop_lag = 0.7 * self.loop_lag + 0.3 * max(0.0, lag)
+
     def on_success(self, latency: float) -> None:
-        self._track_latency(latency)
+        self._track_latency(max(latency - self.loop_lag, 0.1 * latency))
         healthy = self.recent <= self.tolerance * self.base + self.slack_s
         if self.slow_start and healthy:
             if self.in_flight + 1 >= self.limit / 2:

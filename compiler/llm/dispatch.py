@@ -26,6 +26,7 @@ from compiler.llm.recorder import Job, Recorder
 FLUSH_EVERY_S = 0.5   # longest a finished call waits for its commit
 FLUSH_ROWS = 128      # commit sooner once this many rows are waiting
 FLUSH_CHECK_S = 0.05
+LAG_PROBE_S = 0.05    # how often the event loop's own lateness is measured
 
 
 @dataclass
@@ -58,6 +59,7 @@ class ConcurrentDispatch:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-ledger")
         self._registering: asyncio.Task[None] | None = None
         flusher = asyncio.create_task(self._flush_loop())
+        lag_probe = asyncio.create_task(self._lag_loop())
         workers = [asyncio.create_task(self._worker()) for _ in range(min(self.limit.max_limit, len(jobs)))]
         try:
             await asyncio.gather(*workers)
@@ -65,6 +67,7 @@ class ConcurrentDispatch:
             for w in workers:
                 w.cancel()
             flusher.cancel()
+            lag_probe.cancel()
             await self._settle()
         return self.outcome
 
@@ -170,6 +173,12 @@ class ConcurrentDispatch:
             return False
         await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
         return True
+
+    async def _lag_loop(self) -> None:
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(LAG_PROBE_S)
+            self.limit.note_loop_lag(time.monotonic() - t0 - LAG_PROBE_S)
 
     async def _flush_loop(self) -> None:
         """Commit when enough rows have gathered or the oldest has waited ``FLUSH_EVERY_S``: each

@@ -60,3 +60,20 @@ def test_rate_limiter_asks_to_wait_once_a_bucket_is_empty():
     assert rl._take((1.0, 0.0)) == 0.0
     assert rl._take((1.0, 0.0)) > 0.5
     assert not RateLimiter(None, None).active
+
+
+def test_our_own_event_loop_lag_is_not_read_as_a_server_queue():
+    def run(lag: float) -> float:
+        lim = AdaptiveLimit(64, slack_s=0.0)
+        lim.limit, lim.slow_start = 64.0, False
+        lim.in_flight = 64
+        lim.on_success(0.1)
+        for _ in range(20):
+            lim.note_loop_lag(lag)
+        for _ in range(200):
+            lim.in_flight = int(lim.limit)
+            lim.on_success(0.4)         # 0.1 s at the server + 0.3 s waiting for a starved loop
+        return lim.limit
+
+    assert run(lag=0.3) == 64           # the delay is ours: no cut
+    assert run(lag=0.0) < 40            # the same latencies from the server: a queue, cut
