@@ -20,11 +20,11 @@ holding the whole program).
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from evals import codeinfo
+from evals.extract import fenced_code, function_code
 from evals.problems import Problem, persd_prompt
 
 PromptFormat = Literal["persd", "chat"]
@@ -34,8 +34,8 @@ FORMATS = ("persd", "chat", "auto")
 # does the real cut).
 BODY_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", '\n"""', "\nassert ", "\n```")
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.S | re.M)
-_PYTHON_TAGS = {"", "python", "py", "python3"}
+# Chat answers: top-level demo code after the function (it is sanitized away anyway).
+CHAT_STOPS = ("\nprint(", "\nif __name__", "\nassert ", "\n# Example", "\n# Test")
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,9 @@ def model_input(problem: Problem, fmt: PromptFormat, text: str | None = None) ->
 
 
 def stop_strings(fmt: PromptFormat) -> tuple[str, ...]:
-    """Raw continuations stop at the end of the body; chat answers end with the template's EOS."""
-    return BODY_STOPS if fmt == "persd" else ()
+    """Raw continuations stop at the end of the body; chat answers at top-level demo code (or
+    the template's EOS)."""
+    return BODY_STOPS if fmt == "persd" else CHAT_STOPS
 
 
 # -- reading the model's text ----------------------------------------------------------------------
@@ -93,17 +94,6 @@ def truncate_body(text: str) -> str:
             break  # the text does not start with an indented body
         kept.append(line)
     return "\n".join(kept).rstrip() + "\n" if any(s.strip() for s in kept) else ""
-
-
-def fenced_code(text: str, entry_point: str | None) -> str | None:
-    """The Python block of a fenced answer: the last one defining ``entry_point``, else the last
-    Python block; an unterminated final fence counts. None when there is no fence."""
-    blocks = [m.group(2) for m in _FENCE.finditer(text) if m.group(1).lower() in _PYTHON_TAGS]
-    blocks = [b for b in blocks if b.strip()]
-    if not blocks:
-        return None
-    defining = [b for b in blocks if entry_point and entry_point in codeinfo.defined_functions(b)]
-    return (defining or blocks)[-1].rstrip() + "\n"
 
 
 def split_prompt(problem: Problem) -> tuple[str, str]:
@@ -139,20 +129,12 @@ def program_from_text(problem: Problem, inp: ModelInput, text: str) -> str:
     helpers in front of it."""
     if inp.format == "persd":
         body = truncate_body(text)
-        if body or _whole_function(problem, text) is None:
+        if body or function_code(text, problem.entry_point) is None:
             return persd_prompt(problem) + body
-    code = _whole_function(problem, text)
+    code = function_code(text, problem.entry_point)
     if code is not None:
         return _with_context(prompt_context(problem), code)
     return persd_program(problem, fenced_code(text, None) or text)
-
-
-def _whole_function(problem: Problem, text: str) -> str | None:
-    """The answer's code when it defines the entry point itself (fenced or bare)."""
-    code = fenced_code(text, problem.entry_point)
-    if code is None:
-        code = text.strip("\n") + "\n"
-    return code if problem.entry_point in codeinfo.defined_functions(code) else None
 
 
 def persd_program(problem: Problem, body_text: str) -> str:
@@ -190,7 +172,7 @@ def sample_program(problem: Problem, row: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "BODY_STOPS", "FORMATS", "ModelInput", "PromptFormat", "choose_format", "fenced_code", "header_code",
+    "BODY_STOPS", "CHAT_STOPS", "FORMATS", "ModelInput", "PromptFormat", "choose_format", "header_code",
     "model_input", "persd_program", "program_from_text", "prompt_context", "sample_program", "split_prompt",
     "stop_strings", "student_code", "truncate_body",
 ]

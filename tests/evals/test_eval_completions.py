@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from evals.completions import (choose_format, fenced_code, model_input, program_from_text, sample_program,
-                               student_code, truncate_body)
+from evals.completions import (choose_format, model_input, program_from_text, sample_program, student_code,
+                               truncate_body)
+from evals.extract import code_lines, fenced_code, function_code, sanitize
 from evals.multistep import body_lines, keep_refinement, refine_input
 from evals.problems import load_problems, persd_prompt
 from evals.run import scoring_tests
@@ -60,6 +61,32 @@ def test_fenced_code_prefers_the_block_defining_the_entry_point():
     assert fenced_code("```js\nlet a = 1;\n```", "f") is None
 
 
+def test_code_lines_drop_prose_fences_and_demo_calls():
+    text = ("Here is my answer:\n```\ndef f(x):\n    return x\n\nprint(f(2))\n```\n"
+            "This function returns x.\n  - an indented bullet\n")
+    assert code_lines(text).startswith("def f(x):\n    return x\n")
+    assert "print" not in code_lines(text) and "This function" not in code_lines(text)
+    assert code_lines("just prose") == ""
+
+
+def test_sanitize_keeps_definitions_only():
+    code = ("import math\n\n@staticmethod\ndef f(x):\n    return math.sqrt(x)\n\nLIMIT = 3\n"
+            "print(f(4))\nfor i in range(3):\n    f(i)\nif __name__ == '__main__':\n    f(1)\n")
+    kept = sanitize(code)
+    assert kept == "import math\n\n@staticmethod\ndef f(x):\n    return math.sqrt(x)\n\nLIMIT = 3\n"
+    assert sanitize("def broken(:\n") == "def broken(:\n"
+
+
+def test_function_code_from_answers_with_a_stray_fence():
+    # the shape of an instruct model's answer: bare code, demo prints, a closing fence, prose
+    text = ("def add(a: int, b: int) -> int:\n    return a + b\n\n# Example usage:\nprint(add(1, 2))  # 3\n"
+            "```\n\nThis function adds two numbers.")
+    assert function_code(text, "add") == "def add(a: int, b: int) -> int:\n    return a + b\n"
+    broken = "```python\ndef add(a, b):\n    return a +\n```"
+    assert function_code(broken, "add") == "def add(a, b):\n    return a +\n"  # the model's own error
+    assert function_code("I don't know.", "add") is None
+
+
 def test_persd_continuation_makes_a_passing_program(problems):
     problem = problems["HumanEval/2"]
     inp = model_input(problem, "persd")
@@ -77,13 +104,14 @@ def test_persd_answer_that_restates_the_function_is_used_whole(problems):
     assert passes(problem, program)
 
 
-@pytest.mark.parametrize("wrap", ["fenced", "bare", "body"])
+@pytest.mark.parametrize("wrap", ["fenced", "bare", "body", "chatty"])
 def test_chat_answers_become_passing_programs(problems, wrap):
     problem = problems["HumanEval/12"]  # needs `from typing import List, Optional` from the prompt
     code = problem.reference.split("\n\n\n", 1)[-1] if "\n\n\n" in problem.reference else problem.reference
     code = code[code.index("def "):]
     answers = {"fenced": f"Here you go:\n\n```python\n{code}```\nThis returns the longest string.",
-               "bare": code, "body": canonical_body(problem)}
+               "bare": code, "body": canonical_body(problem),
+               "chatty": f"{code}\n# Example usage:\nprint(longest(['a', 'bb']))\n```\n\nIt returns 'bb'."}
     inp = model_input(problem, "chat")
     assert inp.value == [{"role": "user", "content": persd_prompt(problem)}]
     assert passes(problem, program_from_text(problem, inp, answers[wrap]))
