@@ -38,4 +38,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def money(usd: float | None) -> str:
-    return f"${usd or 0:.4f}" if (usd or 0) < 1 else f"${usd:.2f}"
+    usd = usd or 0.0
+    if usd >= 1:
+        return f"${usd:.2f}"
+    return f"${usd:.4f}" if usd >= 0.01 or usd == 0 else f"${usd:.6f}"
