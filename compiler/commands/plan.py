@@ -45,4 +45,21 @@ def run(args: argparse.Namespace) -> int:
     print_table(["#", "stage", "uses", "fingerprint", "cached", "calls"],
                 [[i, s["name"], s["uses"], s["fingerprint"], "yes" if s["cached"] else "no",
                   ",".join(s["calls"])] for i, s in enumerate(stages)])
+    if "estimate" in out:
+        _print_estimate(out["estimate"])
     return 0
+
+
+def _print_estimate(est: dict) -> None:
+    from compiler.commands.common import money
+
+    def rng(d: dict, fmt=str) -> str:
+        return f"{fmt(d['low'])} / {fmt(d['expected'])} / {fmt(d['high'])}"
+
+    print(f"\nestimate over {est['tasks']} tasks (low / expected / high):")
+    rows = [[s["name"], "cached" if s["cached"] else "", rng(s["calls"]),
+             rng(s.get("prompt_tokens", {"low": 0, "expected": 0, "high": 0})),
+             rng(s.get("completion_tokens", {"low": 0, "expected": 0, "high": 0})), rng(s["usd"], money)]
+            for s in est["stages"] if "calls" in s]
+    print_table(["stage", "", "calls", "prompt tokens", "completion tokens", "usd"], rows)
+    print(f"total: {rng(est['usd'], money)}")

@@ -95,6 +95,14 @@ class TeacherAnswer(Stage):
                               "are filled from the task row, {signature_hint} names the required function")
         seed: int | None = Field(default=None, description="sampling seed sent with each request")
 
+    @classmethod
+    def sample_requests(cls, params: "TeacherAnswer.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
+        """One request per task row as the stage would send it (for ``plan --estimate``)."""
+        return [request_for(with_signature_hint(row), system=params.system, template=params.template,
+                            temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+                            sample_index=0, seed=params.seed)
+                for row in tasks.iter_rows(named=True)]
+
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         p = self.params
         rows = fan_out(frame, p.n, self.name, "answer_sample")
