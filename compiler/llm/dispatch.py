@@ -3,8 +3,9 @@
 Concurrent backends get one worker task per allowed slot (not one task per request: tens of
 thousands of idle tasks cost CPU for nothing). A worker takes the next registered job, waits for the
 rate limiter and the adaptive limit, sends, and on a retryable error releases its slot, backs off
-and tries again until ``max_attempts``. Jobs are registered (pending ledger rows) a chunk at a time,
-the next chunk while the current one is being sent, and the budget is asked before every new job.
+and tries again until ``max_attempts``. Jobs are registered (pending ledger rows) a chunk (the current
+limit) at a time, kept up to two chunks ahead of the workers so a slow commit never leaves them idle,
+and the budget is asked before every new job.
 All store writes run in order on one thread of their own: DuckDB releases the GIL while it works,
 so commits (and their fsyncs) never stall the event loop.
 """
@@ -89,7 +90,7 @@ class ConcurrentDispatch:
             if not self.admits():
                 self._stopped = True
                 return None
-            if len(self._ready) <= self._chunk() and self._todo and self._registering is None:
+            if len(self._ready) <= 2 * self._chunk() and self._todo and self._registering is None:
                 self._register_next()
             if self._ready:
                 return self._ready.popleft()
