@@ -130,18 +130,23 @@ class EvalReport:
 
 # -- problems and scoring tests -----------------------------------------------------------------
 
-def load_benchmark(settings: EvalSettings, cache: InMemoryCache) -> list[Problem]:
-    """The run's problems; MBPP+ expected values are computed from the canonical solutions."""
+def load_benchmark(settings: EvalSettings) -> list[Problem]:
+    """The run's problems (MBPP+ without expected values yet: see :func:`with_expected`)."""
     try:
-        problems = load_problems(settings.benchmark, path=settings.data, subset=settings.subset,  # type: ignore[arg-type]
-                                 limit=settings.limit)
+        return load_problems(settings.benchmark, path=settings.data, subset=settings.subset,  # type: ignore[arg-type]
+                             limit=settings.limit)
     except ValueError as exc:
         raise EvalError(str(exc).splitlines()[0]) from None
-    if settings.benchmark == "mbpp+":
-        from evals.expected import fill_expected
 
-        problems = fill_expected(problems, cache=cache)
-    return problems
+
+def with_expected(problems: list[Problem], cache: InMemoryCache) -> list[Problem]:
+    """MBPP+ inputs get their expected values from the canonical solutions (in the sandbox), for
+    the problems actually evaluated only."""
+    from evals.expected import fill_expected, needs_expected
+
+    if not any(needs_expected(p) for p in problems):
+        return problems
+    return fill_expected(problems, cache=cache)
 
 
 def scoring_tests(problem: Problem) -> TestSpec:
@@ -306,7 +311,7 @@ def evaluate(model: str, settings: EvalSettings, out_dir: str | Path, *, samples
     started, timings = time.perf_counter(), {}
     sandbox = Sandbox(settings.limits, progress)
     wanted = settings if samples_file is None else _replace(settings, limit=None)
-    problems = load_benchmark(wanted, sandbox.cache)
+    problems = load_benchmark(wanted)
     timings["load_problems"] = _since(started)
     student = None
     if samples_file is None or settings.multistep:
@@ -320,6 +325,9 @@ def evaluate(model: str, settings: EvalSettings, out_dir: str | Path, *, samples
     else:
         samples = generated_samples(student, problems, settings)  # type: ignore[arg-type]
     timings["generate"] = _since(mark)
+    mark = time.perf_counter()
+    problems = with_expected(problems, sandbox.cache)
+    timings["expected_outputs"] = _since(mark)
     by_id = {p.task_id: p for p in problems}
     mark = time.perf_counter()
     sandbox.score([(by_id[s.task_id], s.final) for s in samples])
@@ -365,6 +373,6 @@ def _replace(settings: EvalSettings, **changes: Any) -> EvalSettings:
 
 __all__ = [
     "BENCHMARKS", "EvalError", "EvalReport", "EvalSettings", "RESULTS_FILE", "SAMPLES_FILE", "Sandbox",
-    "evaluate", "generated_samples", "given_samples", "load_benchmark", "problems_digest", "refine_step",
+    "evaluate", "generated_samples", "given_samples", "load_benchmark", "with_expected", "problems_digest", "refine_step",
     "scoring_tests", "step_pass_at_k",
 ]

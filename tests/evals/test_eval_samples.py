@@ -163,3 +163,21 @@ def test_malformed_sample_rows_name_the_problem(tmp_path, line, message):
     sample_file.write_text(line + "\n")
     code, _, err = cli("eval", "m", "--samples", sample_file, "--store", tmp_path / "st.duckdb")
     assert code == 1 and message in err and err.count("\n") == 1
+
+
+def test_mbpp_plus_samples_are_checked_on_every_input(tmp_path):
+    data = SHARED_DATA / "MbppPlus.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as fh:
+        rows = {r["task_id"]: r for r in map(json.loads, fh)}
+    chosen = [rows["Mbpp/3"], rows["Mbpp/4"]]   # results that do not depend on set iteration order
+    samples = []
+    for row in chosen:
+        samples.append({"task_id": row["task_id"], "completion": row["canonical_solution"]})
+        body = row["canonical_solution"].replace("return", "return None and", 1)
+        samples.append({"task_id": row["task_id"], "solution": body})
+    report = evaluate("m", EvalSettings("mbpp+", data=str(data), ks=(1, 2)), tmp_path / "o",
+                      samples_file=str(write_jsonl(tmp_path / "s.jsonl", samples)))
+    assert report.pass_at_k == {"pass@1": 0.5, "pass@2": 1.0}
+    first = json.loads(Path(report.samples_path).read_text().splitlines()[0])["steps"][0]["result"]
+    assert first["n_total"] > 50  # base and plus inputs, expected values from the canonical solution
+    assert report.problems == 2
