@@ -78,3 +78,20 @@ def test_corpus_to_trained_student_to_linked_eval_run(exported, tiny_model_dir, 
     assert ours["delta_pass@1"] == pytest.approx(shown["pass_at_k"]["pass@1"] - base.json()["pass_at_k"]["pass@1"])
     table = run_cli("report", "--store", store)
     assert f"{CORPUS}@{compiled['version']}" in table.out
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_are_run_as_programs(embedded_model_dir, tmp_path):
+    """The real SmolLM2 (a chat model): its answer becomes a program defining the entry point."""
+    shown = run_cli("eval", embedded_model_dir, "--limit", "2", "--max-new-tokens", "96",
+                    "--store", tmp_path / "st.duckdb", "--json")
+    assert shown.code == 0, shown.err
+    summary = shown.json()
+    assert summary["prompt_format"] == "chat" and summary["problems"] == 2
+    rows = [json.loads(l) for l in (Path(summary["out_dir"]) / "samples.jsonl").read_text().splitlines()]
+    for row, name in zip(rows, ("has_close_elements", "separate_paren_groups")):
+        step = row["steps"][0]
+        assert step["input"][0]["role"] == "user" and step["text"].strip()
+        assert f"def {name}(" in row["solution"]
+        assert not any(line.startswith("print(") for line in row["solution"].splitlines())  # demo code gone
+        assert step["result"]["status"] in ("passed", "failed", "error", "syntax_error", "timeout")
