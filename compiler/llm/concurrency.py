@@ -77,19 +77,21 @@ class AdaptiveLimit:
     def note_loop_lag(self, lag: float) -> None:
         """How late this process's event loop runs its callbacks (a moving average). A starved
         client sees every answer late; that delay is ours, not the server's, so it is taken out of
-        latency samples instead of being read as a server queue."""
+        the recent latency before comparing it with the floor (the floor itself stays a raw
+        measurement, so it can never drop below what the server really takes)."""
         self.loop_lag = 0.7 * self.loop_lag + 0.3 * max(0.0, lag)
 
     def on_success(self, latency: float) -> None:
-        self._track_latency(max(latency - self.loop_lag, 0.1 * latency))
-        healthy = self.recent <= self.tolerance * self.base + self.slack_s
+        self._track_latency(latency)
+        recent = max(self.recent - self.loop_lag, self.base)
+        healthy = recent <= self.tolerance * self.base + self.slack_s
         if self.slow_start and healthy:
             if self.in_flight + 1 >= self.limit / 2:
                 self._set(self.limit + 1)      # doubles per round trip, like TCP slow start
             self.slow_start = self.limit < self.max_limit
             return
         self.slow_start = False
-        gradient = max(0.5, min(1.0, (self.tolerance * self.base + self.slack_s) / self.recent))
+        gradient = max(0.5, min(1.0, (self.tolerance * self.base + self.slack_s) / recent))
         target = self.limit * gradient + math.sqrt(self.limit)
         if self.in_flight < self.limit / 2:   # not using what we have: no evidence to grow on
             target = min(target, self.limit)

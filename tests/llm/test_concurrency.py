@@ -77,3 +77,13 @@ def test_our_own_event_loop_lag_is_not_read_as_a_server_queue():
 
     assert run(lag=0.3) == 64           # the delay is ours: no cut
     assert run(lag=0.0) < 40            # the same latencies from the server: a queue, cut
+
+
+def test_loop_lag_never_drags_the_floor_below_what_the_server_takes():
+    lim = AdaptiveLimit(256)
+    for _ in range(20):
+        lim.note_loop_lag(0.17)         # a starved client, answers at a steady 0.2 s
+    for _ in range(3000):
+        lim.in_flight = int(lim.limit)
+        lim.on_success(0.2)
+    assert lim.base == 0.2 and lim.limit == 256
