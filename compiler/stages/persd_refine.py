@@ -53,6 +53,8 @@ class TeacherRefine(Stage):
                                    "the API default, 1.0; 0 makes refinements reproducible)")
         top_p: float = Field(default=1.0, gt=0, le=1, description="nucleus sampling")
         max_tokens: int = Field(default=1024, ge=1, description="completion length limit")
+        stop: list[str] = Field(default_factory=list, description="stop strings (e.g. the closing code "
+                                "fence, so small local teachers stop after the code)")
         seed: int | None = Field(default=None, description="sampling seed sent with each request")
         code: str = Field(default="attempt_code", description="column with the student's code")
         passed: str = Field(default="attempt_passed", description="boolean column: the attempt passed")
@@ -95,4 +97,4 @@ class TeacherRefine(Stage):
         p = self.params
         pairs = tuple((m["role"], m["content"]) for m in json.loads(row["refine_messages"]))
         return LLMRequest(messages=pairs, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
-                          seed=p.seed, served_rows=(row["row_id"],))
+                          stop=tuple(p.stop), seed=p.seed, served_rows=(row["row_id"],))
