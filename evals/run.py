@@ -17,10 +17,11 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from evals import multistep, passk
 from evals.completions import FORMATS, model_input, program_from_text, sample_program
@@ -308,41 +309,46 @@ def evaluate(model: str, settings: EvalSettings, out_dir: str | Path, *, samples
     :class:`evals.models.ModelError` when the model cannot be loaded.
     """
     settings.check()
-    started, timings = time.perf_counter(), {}
-    sandbox = Sandbox(settings.limits, progress)
-    wanted = settings if samples_file is None else _replace(settings, limit=None)
-    problems = load_benchmark(wanted)
-    timings["load_problems"] = _since(started)
+    clock, sandbox = _Clock(), Sandbox(settings.limits, progress)
+    with clock.phase("load_problems"):
+        problems = load_benchmark(settings if samples_file is None else _replace(settings, limit=None))
     student = None
     if samples_file is None or settings.multistep:
-        mark = time.perf_counter()
-        student = Student.load(model, settings.prompt_format, settings.decoding, engine=settings.engine,
-                               progress=progress)
-        timings["load_model"] = _since(mark)
-    mark = time.perf_counter()
-    if samples_file is not None:
-        problems, samples = given_samples(samples_file, problems, settings.limit)
-    else:
-        samples = generated_samples(student, problems, settings)  # type: ignore[arg-type]
-    timings["generate"] = _since(mark)
-    mark = time.perf_counter()
-    problems = with_expected(problems, sandbox.cache)
-    timings["expected_outputs"] = _since(mark)
+        with clock.phase("load_model"):
+            student = Student.load(model, settings.prompt_format, settings.decoding, engine=settings.engine,
+                                   progress=progress)
+    with clock.phase("generate"):
+        if samples_file is not None:
+            problems, samples = given_samples(samples_file, problems, settings.limit)
+        else:
+            samples = generated_samples(student, problems, settings)  # type: ignore[arg-type]
+    with clock.phase("expected_outputs"):
+        problems = with_expected(problems, sandbox.cache)
     by_id = {p.task_id: p for p in problems}
-    mark = time.perf_counter()
-    sandbox.score([(by_id[s.task_id], s.final) for s in samples])
-    timings["execute"] = _since(mark)
-    if settings.multistep:
-        mark = time.perf_counter()
+    with clock.phase("execute"):
+        sandbox.score([(by_id[s.task_id], s.final) for s in samples])
+    with clock.phase("refine"):
         for step in range(1, settings.multistep + 1):
             refine_step(student, sandbox, by_id, samples, step, settings.seed)  # type: ignore[arg-type]
-        timings["refine"] = _since(mark)
-    return _finish(model, settings, student, problems, samples, sandbox, Path(out_dir), started, timings)
+    return _finish(model, settings, student, problems, samples, sandbox, Path(out_dir), clock)
+
+
+class _Clock:
+    """Wall time of the run and of each of its phases."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        mark = time.perf_counter()
+        yield
+        self.timings[name] = _since(mark)
 
 
 def _finish(model: str, settings: EvalSettings, student: Student | None, problems: Sequence[Problem],
-            samples: Sequence[Sample], sandbox: Sandbox, out: Path, started: float,
-            timings: dict[str, float]) -> EvalReport:
+            samples: Sequence[Sample], sandbox: Sandbox, out: Path, clock: _Clock) -> EvalReport:
     steps = settings.multistep + 1
     per_step = [step_pass_at_k(samples, s, settings.ks) for s in range(steps)]
     fmt = student.format if student is not None else "samples"
@@ -353,10 +359,10 @@ def _finish(model: str, settings: EvalSettings, student: Student | None, problem
     report = EvalReport(model=model, settings=settings, prompt_format=fmt, problems=len(problems),
                         samples=len(samples), pass_at_k=per_step[-1], per_step=per_step,
                         per_task=per_task(samples, steps), out_dir=str(out.absolute()), seconds=0.0,
-                        timings=timings, data=data, isolation=sandbox.isolation,
+                        timings=clock.timings, data=data, isolation=sandbox.isolation,
                         library_versions=library_versions())
     write_samples(out / SAMPLES_FILE, samples)
-    report.seconds = _since(started)
+    report.seconds = _since(clock.started)
     write_json(out / RESULTS_FILE, report.to_dict())
     return report
 
