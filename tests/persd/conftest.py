@@ -92,7 +92,8 @@ def persd_recipe(tmp_path: Path, student, teacher) -> Callable[..., Path]:
              name: str = "persd-test", **top: Any) -> Path:
         source = {"kind": "jsonl", "path": str(tasks or STARTER_PATH), "limit": limit, "name": "starter"}
         recipe = {"name": name, "sources": [source], **models(student.url, teacher.url),
-                  "stages": stages if stages is not None else PERSD_STAGES, **top}
+                  "stages": stages if stages is not None else PERSD_STAGES}
+        recipe.update(top)
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
         return path
