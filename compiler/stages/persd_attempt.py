@@ -56,6 +56,13 @@ class StudentAttempt(Stage):
         model: str | None = Field(default=None, description="student model name or checkpoint path used "
                                   "instead of the recipe's `student.model` (relative paths: from the recipe)")
 
+    @classmethod
+    def sample_requests(cls, params: "StudentAttempt.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
+        """One request per task that can be attempted (for ``plan --estimate``)."""
+        stage = cls(params.model_copy(update={"n": 1}))
+        ready, _ = stage._ready(tasks)
+        return [stage._request(r) for r in stage._fan_out(ready).iter_rows(named=True)]
+
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         ready, dropped = self._ready(frame)
         rows = self._fan_out(ready)

@@ -19,6 +19,8 @@ from evals import codeinfo
 if TYPE_CHECKING:
     from compiler.runner import StageContext
 
+SAMPLE_ERROR = "AssertionError\nINPUT: (1, 2)\nOUTPUT: 2\nEXPECTED: 3"
+
 
 def task_passes(frame: pl.DataFrame, passed: str) -> pl.Expr:
     """Per row: how many attempts of its task (in its round) passed."""
@@ -59,6 +61,21 @@ class TeacherRefine(Stage):
         code: str = Field(default="attempt_code", description="column with the student's code")
         passed: str = Field(default="attempt_passed", description="boolean column: the attempt passed")
         error: str = Field(default="attempt_feedback", description="column with the execution feedback text")
+
+    @classmethod
+    def estimate_calls(cls, params: "TeacherRefine.Params", rows: Any) -> Any:
+        """Only failed attempts cost a call: none when all pass, all when none does."""
+        return type(rows)(0.0, rows.expected / 2, rows.high)
+
+    @classmethod
+    def sample_requests(cls, params: "TeacherRefine.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
+        """Requests as for an attempt that repeats the gold with a typical error (prompt sizes for
+        ``plan --estimate``)."""
+        stage = cls(params)
+        rows = tasks.filter(pl.col("reference_solution").is_not_null() & pl.col("entry_point").is_not_null())
+        shaped = rows.with_columns(pl.col("reference_solution").alias(params.code),
+                                   pl.lit(SAMPLE_ERROR).alias(params.error))
+        return [stage._request(r) for r in stage._refinement_rows(shaped).iter_rows(named=True)]
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         p = self.params

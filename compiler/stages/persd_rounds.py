@@ -42,7 +42,7 @@ class PersdRounds(Stage):
 
     name = "persd_rounds"
     version = 1
-    roles = ("student", "teacher")
+    roles = ("teacher", "student")
     sandbox = True
 
     class Params(Params):
@@ -58,6 +58,12 @@ class PersdRounds(Stage):
                 raise ValueError(f"rounds: {self.rounds} needs {self.rounds - 1} checkpoint(s) "
                                  f"(one per round after the first), got {len(self.checkpoints)}")
             return self
+
+    @classmethod
+    def estimate_calls(cls, params: "PersdRounds.Params", rows: Any) -> Any:
+        """Each later round: a student call and at most one teacher call per task still failing."""
+        later = params.rounds - 1
+        return type(rows)(0.0, rows.expected * later, rows.high * later * 2)
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         frames, dropped = [frame], [empty_rejections()]

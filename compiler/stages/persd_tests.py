@@ -60,6 +60,18 @@ class SynthesizeTests(Stage):
         max_tokens: int = Field(default=256, ge=1, description="teacher completion length limit")
         cpu_seconds: float = Field(default=5.0, gt=0, description="CPU-time limit of each reference run")
 
+    @classmethod
+    def sample_requests(cls, params: "SynthesizeTests.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
+        """The requests for tasks without tests (for ``plan --estimate``)."""
+        stage = cls(params)
+        return [stage._request(r) for r in tasks.iter_rows(named=True)
+                if _usable(r) and not (params.keep_existing and has_tests(r["tests"]))]
+
+    @classmethod
+    def estimate_calls(cls, params: "SynthesizeTests.Params", rows: Any) -> Any:
+        """None when every task brings its tests, one per task when none does."""
+        return type(rows)(0.0, rows.expected, rows.high)
+
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         p = self.params
         given = frame.filter(pl.col("tests").map_elements(has_tests, return_dtype=pl.Boolean)) \
