@@ -184,7 +184,9 @@ def server_command(level: str, uid: int | None, workroot: str) -> list[str]:
         "read_paths": read_paths(), "child_env": CHILD_ENV,
         "preload": preload_kind(level, uid),
     }
-    python = [python_executable(), "-I", "-S", "-c", BOOTSTRAP, INSIDE_DIR, json.dumps(options), *site_packages()]
+    # not -I: isolated mode ignores PYTHONHASHSEED, and set iteration order must not differ between
+    # workers; the environment is fully ours (bubblewrap --clearenv, or server_env) so -s -P suffice.
+    python = [python_executable(), "-s", "-P", "-S", "-c", BOOTSTRAP, INSIDE_DIR, json.dumps(options), *site_packages()]
     return (_bwrap_args() + python) if level == "bwrap" else python
 
 

@@ -125,3 +125,11 @@ def test_isolation_report_describes_this_machine():
     if report["level"] == "bwrap":
         assert report["bwrap"]["path"] and report["bwrap"]["version"]
     assert report["uid_drop"] == (os.geteuid() == 0)
+
+
+def test_string_hashing_is_the_same_in_every_worker():
+    """Set iteration order must not depend on which worker ran a program (MBPP+ verdicts on sets)."""
+    jobs = [Job(code=f"print(hash('abc'), list({{'x', 'y', 'z', 'w'}}), {i})", tests=TestSpec(style="run"))
+            for i in range(8)]
+    outs = {r.stdout.rsplit(" ", 1)[0] for r in run_many(jobs)}
+    assert len(outs) == 1
