@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 CHAT_INSTRUCTION = ("Complete the following Python function. Reply with the whole function in a single "
                     "```python code block.")
-COMPLETION_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", '\n"""', "\n```", "\nassert ")
+# Four at most (the OpenAI API's limit); the clean-up cuts at any other column-0 line anyway.
+COMPLETION_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(")
 CHAT_STOPS = ("\n```\n",)
 
 @register
@@ -50,7 +51,7 @@ class StudentAttempt(Stage):
             default="completion", description="`completion`: raw prompt (base students); `chat`: the same "
             "prompt in a user message, code read from the fenced answer (instruct students)")
         stop: list[str] | None = Field(default=None, description="stop strings (default: column-0 "
-                                       "`def`/`class`/`#`/... for completion, a closing fence for chat)")
+                                       "`def`/`class`/`if __name__`/`print(` for completion, a closing fence for chat)")
         seed: int | None = Field(default=None, description="sampling seed sent with each request")
         round: int = Field(default=1, ge=1, description="the PERsD round these attempts belong to")
         model: str | None = Field(default=None, description="student model name or checkpoint path used "

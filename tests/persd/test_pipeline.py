@@ -3,7 +3,6 @@ for what, what is dropped and why, and how every kept example links back to its 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -143,13 +142,23 @@ def test_ledger_costs_reach_every_kept_example(compiled, store):
             assert roles == ["student", "teacher"] and all(c["usd"] > 0 for c in paid)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("compiler.commands.cost") is None,
-                    reason="`distillc cost` is not wired yet")
-def test_distillc_cost_runs_on_a_persd_corpus(compiled, store):
-    """``distillc cost`` walks the lineage checked above; here it only has to accept the corpus."""
-    r = run_cli("cost", "persd-test", "--store", store)
+def test_distillc_cost_attributes_attempt_and_refinement_to_each_example(compiled, store):
+    """Each example of a fixed task pays an equal share of that task's student attempt and teacher
+    refinement (the five records descending from the refinement); all examples add up to the total."""
+    r = run_cli("cost", "persd-test", "--store", store, "--by", "example", "--json")
     assert r.code == 0, r.err
-    assert r.out.strip()
+    out = r.json()
+    examples = out["examples"]
+    assert sum(e["usd"] for e in examples) == pytest.approx(out["usd"])
+    calls = ledger(store)
+    for task in FIXED:
+        mine = [e for e in examples if e["task_id"] == task and e["variant"] != "StanD"]
+        assert len(mine) == 5   # InpD, PERsD, PERsD-refine and both halves of PERsD-combined
+        attempt = stage_output(store, "execute_attempt").filter(pl.col("task_id") == task)["row_id"][0]
+        refinement = stage_output(store, "keep_refinements").filter(pl.col("task_id") == task)["row_id"][0]
+        paid = sum(c["usd"] for c in calls if {attempt, refinement} & set(c["served"]))
+        assert paid > 0
+        assert all(e["ancestors_usd"] == pytest.approx(paid / 5) for e in mine)
 
 
 def test_show_prints_the_persd_funnel(compiled, store):
