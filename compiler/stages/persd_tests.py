@@ -73,21 +73,18 @@ class SynthesizeTests(Stage):
         return type(rows)(0.0, rows.expected, rows.high)
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
-        p = self.params
-        given = frame.filter(pl.col("tests").map_elements(has_tests, return_dtype=pl.Boolean)) \
-            if p.keep_existing else frame.clear()
-        todo = frame.join(given.select("row_id"), on="row_id", how="anti")
-        usable = todo.filter(pl.struct("reference_solution", "entry_point").map_elements(
-            _usable, return_dtype=pl.Boolean))
-        dropped = [rejections(todo.join(usable.select("row_id"), on="row_id", how="anti"), "no_reference",
-                              "no reference solution defining the entry point"), empty_rejections()]
-        made, more = self._synthesize(usable, ctx)
-        kept = pl.concat([given.with_columns(tests_origin=pl.lit("given")), made], how="vertical")
+        keep = self.params.keep_existing
+        given = pl.Series([keep and has_tests(t) for t in frame["tests"]], dtype=pl.Boolean)
+        usable = pl.Series([_usable(r) for r in frame.iter_rows(named=True)], dtype=pl.Boolean)
+        made, lost = self._synthesize(frame.filter(~given & usable), ctx)
+        kept = pl.concat([frame.filter(given).with_columns(tests_origin=pl.lit("given")), made], how="vertical")
         order = frame.select("row_id").with_row_index("_order")
         kept = kept.join(order, on="row_id").sort("_order").drop("_order")
-        return StageOutput(kept, pl.concat(dropped + more))
+        no_reference = rejections(frame.filter(~given & ~usable), "no_reference",
+                                  "no reference solution defining the entry point")
+        return StageOutput(kept, pl.concat([empty_rejections(), no_reference, lost]))
 
-    def _synthesize(self, frame: pl.DataFrame, ctx: "StageContext") -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    def _synthesize(self, frame: pl.DataFrame, ctx: "StageContext") -> tuple[pl.DataFrame, pl.DataFrame]:
         rows = list(frame.iter_rows(named=True))
         results = ctx.generate("teacher", [self._request(r) for r in rows])
         calls = [parse_calls(r.text or "", row["entry_point"], self.params.n_inputs) if r.ok else []
@@ -102,7 +99,7 @@ class SynthesizeTests(Stage):
         lost = pl.DataFrame([o for o in outcome if "reason" in o],
                             schema={"row_id": pl.String, "task_id": pl.String, "reason": pl.String,
                                     "detail": pl.String})
-        return out, [lost]
+        return out, lost
 
     def _request(self, row: dict[str, Any]) -> LLMRequest:
         p = self.params
