@@ -13,7 +13,8 @@ from compiler.errors import DistillcError, UsageError
 
 NAME = "train"
 HELP = "fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions)"
-EXAMPLE = "distillc train quickstart --student smollm2-135m --out data/runs/quickstart-smol --max-steps 3"
+EXAMPLE = ("distillc train quickstart --student smollm2-135m --out data/runs/smoke-smollm2 "
+           "--config trainers/configs/smoke.yaml --max-steps 3")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
