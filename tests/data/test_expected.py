@@ -51,8 +51,6 @@ def test_an_input_the_reference_rejects_is_dropped():
     assert all(c.inputs != "[1, 2]" for c in out.tests.cases)
 
 
-@pytest.mark.xfail(strict=True, reason="evals/sandbox/verdict.py leaves None values out of "
-                   "ExecResult.outputs; remove this mark once every case's value is returned")
 def test_a_reference_returning_none_keeps_its_outputs_aligned():
     # Mbpp/113 returns None for blank text: every case must keep its own value, or fail loudly.
     problem = next(p for p in load_problems("mbpp+", path=str(MBPP_PLUS)) if p.task_id == "Mbpp/113")
