@@ -87,6 +87,11 @@ def derive_id(*parts: object) -> str:
     return h[:24]
 
 
+def parent_link(column: str = "row_id") -> pl.Expr:
+    """``parent_ids`` pointing at the row a new row was made from."""
+    return pl.concat_list(pl.col(column).cast(pl.String)).alias("parent_ids")
+
+
 def rejections(frame: pl.DataFrame, reason: str | pl.Expr, detail: str | pl.Expr | None = None) -> pl.DataFrame:
     """Rejection rows (row_id, task_id, reason, detail) for every row of ``frame``."""
     def lit(x: str | pl.Expr | None) -> pl.Expr:

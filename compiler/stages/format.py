@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.codeparse import split_function
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, register, rejections
+from compiler.stages.base import Params, Stage, StageOutput, derive_id, parent_link, register, rejections
 from compiler.stages.generate import TEACHER_TEMPLATE, render, with_signature_hint
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Format(Stage):
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         pairs = [self._pair(row) for row in frame.iter_rows(named=True)]
-        ok = pl.Series([pr is not None for pr in pairs])
+        ok = pl.Series([pr is not None for pr in pairs], dtype=pl.Boolean)
         rows = frame.filter(ok)
         done = [pr for pr in pairs if pr is not None]
         records = self._records(rows, [pr[0] for pr in done], [pr[1] for pr in done])
@@ -84,7 +84,7 @@ class Format(Stage):
         p = self.params
         base = rows.select(
             pl.Series("row_id", [derive_id(r, self.name, p.variant) for r in rows["row_id"]], dtype=pl.String),
-            pl.col("row_id").map_elements(lambda r: [r], return_dtype=pl.List(pl.String)).alias("parent_ids"),
+            parent_link(),
             pl.col("task_id"), pl.col("source"), pl.lit(p.variant).alias("variant"),
         )
         if p.style == "prompt_completion":

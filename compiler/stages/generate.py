@@ -11,7 +11,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.llm.types import LLMRequest, LLMResult
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, register, rejections
+from compiler.stages.base import Params, Stage, StageOutput, derive_id, parent_link, register, rejections
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -40,8 +40,7 @@ def fan_out(frame: pl.DataFrame, n: int, stage: str, column: str) -> pl.DataFram
     samples = pl.DataFrame({column: list(range(n))}, schema={column: pl.Int64})
     out = frame.join(samples, how="cross")
     ids = [derive_id(rid, stage, k) for rid, k in zip(out["row_id"], out[column])]
-    return out.with_columns(parent_ids=pl.col("row_id").map_elements(lambda r: [r], return_dtype=pl.List(pl.String)),
-                            row_id=pl.Series(ids, dtype=pl.String))
+    return out.with_columns(parent_link(), row_id=pl.Series(ids, dtype=pl.String))
 
 
 def attach(frame: pl.DataFrame, results: Sequence[LLMResult], column: str, stage_name: str) -> StageOutput:

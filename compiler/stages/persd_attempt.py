@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.llm.types import LLMRequest
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, empty_rejections, register, rejections
+from compiler.stages.base import Params, Stage, StageOutput, derive_id, empty_rejections, parent_link, register, rejections
 from compiler.stages.generate import attach
 from compiler.stages.persd_extract import clean_attempt, prompt_code
 from compiler.stages.persd_tests import has_tests
@@ -96,7 +96,7 @@ class StudentAttempt(Stage):
         prompts = [text_to_code_prompt(i, c) for i, c in zip(out["instruction"], out["_code"])]
         return out.with_columns(
             pl.col("row_id").alias("task_row_id"),
-            pl.col("row_id").map_elements(lambda r: [r], return_dtype=pl.List(pl.String)).alias("parent_ids"),
+            parent_link(),
             pl.Series("row_id", ids, dtype=pl.String),
             pl.lit(p.round, dtype=pl.Int64).alias("round"),
             pl.Series("attempt_prompt", prompts, dtype=pl.String),

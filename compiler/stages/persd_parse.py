@@ -40,7 +40,7 @@ class ParseRefinement(Stage):
         p = self.params
         require_columns(frame, self.name, p.column, p.student_code)
         nl = frame["refine_feedback_kind"] == "nl" if "refine_feedback_kind" in frame.columns \
-            else pl.Series([False] * frame.height)
+            else pl.Series([False] * frame.height, dtype=pl.Boolean)
         parsed = [parse_refinement(text or "", student or "", nl=bool(is_nl), min_lines=p.min_lines)
                   for text, student, is_nl in zip(frame[p.column], frame[p.student_code], nl)]
         return StageOutput(frame.with_columns(

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.llm.types import LLMRequest
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, register, rejections
+from compiler.stages.base import Params, Stage, StageOutput, derive_id, parent_link, register, rejections
 from compiler.stages.filters import require_columns
 from compiler.stages.generate import attach
 from compiler.stages.persd_templates import Closeness, FeedbackKind, refinement_chat
@@ -97,7 +97,7 @@ class TeacherRefine(Stage):
         messages = [json.dumps([{"role": r, "content": c} for r, c in self._chat(row)], ensure_ascii=False)
                     for row in frame.iter_rows(named=True)]
         return frame.with_columns(
-            pl.col("row_id").map_elements(lambda r: [r], return_dtype=pl.List(pl.String)).alias("parent_ids"),
+            parent_link(),
             pl.Series("row_id", ids, dtype=pl.String),
             pl.Series("refine_messages", messages, dtype=pl.String),
             pl.lit(self.params.feedback).alias("refine_feedback_kind"),
