@@ -24,7 +24,7 @@ from compiler.llm.backend import ConcurrentBackend, FatalError, InProcessBackend
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
 
-FLUSH_EVERY_S = 0.5   # longest a finished call waits for its commit
+FLUSH_EVERY_S = 0.1   # longest a finished call waits for its commit (what a crash can lose)
 FLUSH_ROWS = 128      # commit sooner once this many rows are waiting
 FLUSH_CHECK_S = 0.05
 LAG_PROBE_S = 0.05    # how often the event loop's own lateness is measured
