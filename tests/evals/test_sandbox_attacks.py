@@ -15,7 +15,7 @@ import pytest
 from evals.sandbox import Job, Limits, Status, TestSpec, run_many, run_one
 from tests.evals.sandbox_data import processes_of, sandbox_uids
 
-FAST = Limits(cpu_seconds=1, wall_seconds=4)
+FAST = Limits(cpu_seconds=1, wall_seconds=10)   # the wall net leaves room for a CPU share on a busy machine
 CHECK = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n"
 
 
