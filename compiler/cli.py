@@ -16,6 +16,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from compiler.errors import DistillcError, UsageError
+from compiler.progress import quiet_third_party_bars
 
 COMMANDS = (
     "compile", "plan", "ls", "show", "diff", "export", "cost",
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    quiet_third_party_bars()
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):

@@ -4,7 +4,6 @@ order, commits each output atomically, and records the corpus version."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,24 +13,11 @@ import polars as pl
 
 from compiler.errors import DistillcError
 from compiler.plan import Plan, Step, make_plan
+from compiler.progress import progress_bar, progress_enabled
 from compiler.recipe.loader import LoadedRecipe, load_recipe
 from compiler.stages.base import StageOutput
 from compiler.store import outputs, versions
 from compiler.store.db import Store
-
-
-def progress_enabled() -> bool:
-    flag = os.environ.get("DISTILLC_PROGRESS")
-    if flag is not None:
-        return flag not in ("0", "", "false", "no")
-    return sys.stderr.isatty()
-
-
-def progress_bar(total: int | None, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not progress_enabled(),
-                leave=False, dynamic_ncols=True)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from compiler.runner import progress_bar
+from compiler.progress import progress_bar
 from compiler.stages import load_all
 from compiler.stages.base import TASK_SCHEMA
 

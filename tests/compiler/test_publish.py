@@ -14,7 +14,7 @@ import pytest
 import compiler.publish as publish
 from compiler.errors import DistillcError
 from evals.problems import load_problems
-from tests.compiler.conftest import STARTER, reference_answerer, run_cli, starter_tasks
+from tests.compiler.conftest import run_cli, starter_tasks
 from tests.loopback import LoopbackServer
 
 RECIPE = """\
