@@ -182,7 +182,7 @@ def server_command(level: str, uid: int | None, workroot: str) -> list[str]:
         "landlock": level in ("bwrap", "landlock"), "seccomp": level in ("bwrap", "landlock"),
         "nproc": uid is not None or (level == "bwrap" and not is_root()),
         "read_paths": read_paths(), "child_env": CHILD_ENV,
-        "preload": preload_kind(level, uid),
+        "preload": preload_kind(level, uid), "close_range": bool(sysconfig.get_config_var("HAVE_CLOSE_RANGE")),
     }
     # not -I: isolated mode ignores PYTHONHASHSEED, and set iteration order must not differ between
     # workers; the environment is fully ours (bubblewrap --clearenv, or server_env) so -s -P suffice.

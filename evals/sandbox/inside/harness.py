@@ -63,9 +63,12 @@ def describe(exc: BaseException) -> dict:
 class Reporter:
     """Writes events for the parent; ``done`` carries the job's nonce."""
 
-    def __init__(self, nonce: str) -> None:
+    def __init__(self, nonce: str, reserve: list) -> None:
         self._nonce = nonce
-        self._reserve = bytearray(1 << 20)      # released on MemoryError so reporting still works
+        # Memory released on MemoryError so that reporting still works: a list holding the only
+        # reference to a buffer the fork server allocated once (a child inherits it untouched,
+        # so it costs no page faults, yet counts against the child's RLIMIT_AS until released).
+        self._reserve = reserve
 
     def emit(self, event: dict) -> None:
         event["pid"] = _getpid()
@@ -79,7 +82,7 @@ class Reporter:
 
     def error(self, exc: BaseException, where: str, index: int | None = None) -> None:
         if isinstance(exc, MemoryError):
-            self._reserve = None
+            self._reserve.clear()
         self.emit({"ev": "error", "where": where, "i": index, **describe(exc)})
 
     def done(self) -> None:
@@ -210,9 +213,9 @@ def prepare(payload: dict) -> None:
             pass
 
 
-def run(payload: dict, snapshot: guard.Snapshot, styles: dict[str, types.ModuleType]) -> None:
-    """Entry point in the confined child."""
-    reporter = Reporter(payload["nonce"])
+def run(payload: dict, snapshot: guard.Snapshot, styles: dict[str, types.ModuleType], reserve: list) -> None:
+    """Entry point in the confined child (``reserve``: see :class:`Reporter`)."""
+    reporter = Reporter(payload["nonce"], reserve)
     ctx = Context(payload, reporter, snapshot)
     styles[payload["style"]].run(ctx)
     for stream in (sys.stdout, sys.stderr):

@@ -67,6 +67,9 @@ class Server:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         sys.dont_write_bytecode = True
         os.makedirs(self.workroot, exist_ok=True)
+        os.environ.clear()                                  # the children's environment, once
+        os.environ.update(self.options.get("child_env") or {})
+        self._reserve = [bytearray(1 << 20)]                # see harness.Reporter
         _preload(FULL_PRELOAD if self.options.get("preload") == "full" else LEAN_PRELOAD)
         self.snapshot = guard.Snapshot()
         self._probe_features()
@@ -92,6 +95,9 @@ class Server:
                 self.filter, self.features["seccomp"] = candidate, True
         if self.uid is not None and not self._probe(lambda: confine.drop_uid(self.uid)):
             self.features["uid"], self.uid = False, None
+        self.confinement = confine.Confinement(uid=self.uid, ruleset_fd=self.ruleset_fd, seccomp=self.filter,
+                                               nproc=self.options.get("nproc", self.uid is not None),
+                                               close_range=bool(self.options.get("close_range")))
 
     def _probe(self, action) -> bool:
         pid = os.fork()
@@ -120,17 +126,14 @@ class Server:
             protocol.send(self.out_fd, self.run_job(message["job"]))
 
     def _workdir(self) -> str:
+        """A fresh job directory, also the child's ``HOME`` and ``TMPDIR``: they are set in the
+        server's own environment (the children's, see ``start``), which the child inherits."""
         path = os.path.join(self.workroot, "job-" + os.urandom(4).hex())
         os.mkdir(path, 0o700)
         if self.uid is not None:
             os.chown(path, self.uid, self.uid)
+        os.environ["HOME"] = os.environ["TMPDIR"] = path
         return path
-
-    def _confinement(self, workdir: str) -> confine.Confinement:
-        env = dict(self.options.get("child_env") or {})
-        env.update(HOME=workdir, TMPDIR=workdir)
-        return confine.Confinement(workdir=workdir, uid=self.uid, ruleset_fd=self.ruleset_fd, seccomp=self.filter,
-                                   env=env, nproc=self.options.get("nproc", self.uid is not None))
 
     def run_job(self, job: dict) -> dict:
         harness.prepare(job)
@@ -154,14 +157,14 @@ class Server:
 
     def _child(self, job: dict, workdir: str, pipes: list) -> None:
         try:
-            confine.wire_fds(pipes[0][1], pipes[1][1], pipes[2][1])
-            confine.enter(self._confinement(workdir), job["limits"])
+            confine.wire_fds(self.confinement.null_fd, pipes[0][1], pipes[1][1], pipes[2][1])
+            confine.enter(self.confinement, workdir, job["limits"])
         except BaseException as exc:                        # noqa: BLE001
             os.write(confine.RESULT_FD, (f'{{"ev":"confine","pid":{os.getpid()},"msg":{exc!r:.200}}}\n').encode())
             os._exit(71)
         gc.freeze()                                         # the collector skips inherited objects
         try:
-            harness.run(job, self.snapshot, STYLES)
+            harness.run(job, self.snapshot, STYLES, self._reserve)
         except BaseException as exc:                        # noqa: BLE001 - a harness fault
             os.write(confine.RESULT_FD, (json.dumps({"ev": "internal", "pid": os.getpid(),
                                                      "msg": repr(exc)[:500]}) + "\n").encode())
