@@ -58,41 +58,49 @@ def _over(streams: list[Stream], ceiling: int) -> bool:
     return any(s.total > ceiling for s in streams)
 
 
-def watch(pid: int, streams: list[Stream], wall_s: float, ceiling: int, own_pidns: bool) -> Outcome:
-    """Run until the child exits (or is stopped), then sweep survivors and drain the pipes."""
-    started = time.monotonic()
-    outcome = Outcome()
-    poller, by_fd = select.poll(), {s.fd: s for s in streams}
-    for s in streams:
-        os.set_blocking(s.fd, False)
-        poller.register(s.fd, select.POLLIN | select.POLLHUP)
-    pidfd = os.pidfd_open(pid)
-    poller.register(pidfd, select.POLLIN)
-    try:
-        while outcome.status is None:
-            remaining = wall_s - (time.monotonic() - started)
-            if remaining <= 0:
-                outcome.killed = "wall"
-                break
-            for fd, _ in poller.poll(min(remaining, 1.0) * 1000):
-                if fd == pidfd:
-                    _, outcome.status, outcome.rusage = os.wait4(pid, 0)
-                else:
-                    _read(by_fd[fd])
-                    if not by_fd[fd].open:
-                        poller.unregister(fd)
-            if _over(streams, ceiling):
-                outcome.killed = "output"
-                break
-    finally:
-        os.close(pidfd)
-    outcome.wall_s = time.monotonic() - started
-    if outcome.status is None:
-        _kill(pid)
-        _, outcome.status, outcome.rusage = os.wait4(pid, 0)
-    sweep(pid, own_pidns)
-    _drain(streams)
-    return outcome
+class Watch:
+    """The poller over a job's three pipes, set up before the fork: the server then does as
+    little as possible while the child runs (each page it writes meanwhile is copied, since the
+    fork shared all its memory with the child)."""
+
+    def __init__(self, streams: list[Stream]) -> None:
+        self.streams = streams
+        self.poller, self.by_fd = select.poll(), {s.fd: s for s in streams}
+        for s in streams:
+            os.set_blocking(s.fd, False)
+            self.poller.register(s.fd, select.POLLIN | select.POLLHUP)
+
+    def run(self, pid: int, wall_s: float, ceiling: int, own_pidns: bool) -> Outcome:
+        """Run until the child exits (or is stopped), then sweep survivors and drain the pipes."""
+        started = time.monotonic()
+        outcome, poller, streams = Outcome(), self.poller, self.streams
+        pidfd = os.pidfd_open(pid)
+        poller.register(pidfd, select.POLLIN)
+        try:
+            while outcome.status is None:
+                remaining = wall_s - (time.monotonic() - started)
+                if remaining <= 0:
+                    outcome.killed = "wall"
+                    break
+                for fd, _ in poller.poll(min(remaining, 1.0) * 1000):
+                    if fd == pidfd:
+                        _, outcome.status, outcome.rusage = os.wait4(pid, 0)
+                    else:
+                        _read(self.by_fd[fd])
+                        if not self.by_fd[fd].open:
+                            poller.unregister(fd)
+                if _over(streams, ceiling):
+                    outcome.killed = "output"
+                    break
+        finally:
+            os.close(pidfd)
+        outcome.wall_s = time.monotonic() - started
+        if outcome.status is None:
+            _kill(pid)
+            _, outcome.status, outcome.rusage = os.wait4(pid, 0)
+        sweep(pid, own_pidns)
+        _drain(streams)
+        return outcome
 
 
 def _kill(pid: int) -> None:
@@ -106,7 +114,8 @@ def _kill(pid: int) -> None:
 def _drain(streams: list[Stream]) -> None:
     """Read what is left; every writer is dead by now, so each pipe reaches end of file."""
     for s in streams:
-        os.set_blocking(s.fd, True)
+        if s.open:
+            os.set_blocking(s.fd, True)
         while s.open:
             _read(s)
 
@@ -132,6 +141,16 @@ def descendants() -> list[int]:
     return out
 
 
+def _childless() -> bool:
+    """True when this process has no child at all, living or zombie, and so no descendant: as a
+    subreaper it inherits every orphan of its subtree before the orphan's parent can be reaped."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
 def _reap_zombies() -> None:
     while True:
         try:
@@ -155,6 +174,8 @@ def sweep(job_pid: int, own_pidns: bool) -> None:
                 os.kill(-1, signal.SIGKILL)
             except OSError:
                 pass
+        if _childless():
+            return
         survivors = descendants()
         if not survivors:
             return
