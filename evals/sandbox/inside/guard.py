@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import ctypes
 import fractions
 import functools
 import itertools
@@ -260,7 +261,12 @@ def guarded(func, check=check_trusted):
 
 class Snapshot:
     """Identity snapshot of protected module dicts, the builtins, the checked classes and this
-    module's own machinery (its globals, comparison table, recorder class and function code)."""
+    module's own machinery (its globals, comparison table, recorder class and function code).
+
+    Taken once in the fork server, which also builds here the recorder and the test builtins:
+    each child gets its own pristine copy of them by forking, instead of copying the builtins
+    (which touches, and so copies, every page holding a builtin object). The dicts' version
+    tags are kept too: a dict whose tag has not moved has not changed, so it needs no check."""
 
     def __init__(self) -> None:
         self.modules = {name: dict(vars(sys.modules[name])) for name in _PROTECTED_MODULES if name in sys.modules}
@@ -268,18 +274,19 @@ class Snapshot:
             numpy = vars(sys.modules["numpy"])
             self.modules["numpy"] = {k: numpy[k] for k in _NUMPY_NAMES if k in numpy}
         self.module_objects = {name: sys.modules[name] for name in self.modules}
+        self.module_tags = {name: _tag(vars(module)) for name, module in self.module_objects.items()}
         self.classes = {cls: dict(vars(cls)) for cls in (*_CHECKED_CLASSES, Recorder)}
         self.builtins = dict(vars(builtins))
         self.internals = [(globals(), dict(globals())), (_OPS, dict(_OPS))]
         self.code = {f: f.__code__ for f in (check_trusted, _children, _trusted_type, guarded, *vars(Recorder).values())
                      if _isinstance(f, types.FunctionType)}
-        self.helpers: dict = {}
+        self.recorder = Recorder()
+        self.helpers = {"__dc_truth__": self.recorder.truth, "__dc_compare__": self.recorder.compare}
+        self.test_builtins = {**self.builtins, **self.helpers}
+        self.tags = {_id(d): _tag(d) for d in (self.test_builtins, *(current for current, _ in self.internals))}
 
-    def fresh_builtins(self, recorder: Recorder) -> dict:
-        names = dict(self.builtins)
-        self.helpers = {"__dc_truth__": recorder.truth, "__dc_compare__": recorder.compare}
-        names.update(self.helpers)
-        return names
+    def _unchanged(self, current: dict, tag: int | None) -> bool:
+        return tag is not None and _tag(current) == tag
 
     def changed(self, test_builtins: dict | None = None, modules: set[str] | frozenset = frozenset()) -> str | None:
         """The first protected thing that differs from the snapshot, or None. Only the protected
@@ -287,15 +294,18 @@ class Snapshot:
         shared with the fork server)."""
         for name in modules:
             module = self.module_objects.get(name)
-            if module is not None and (sys.modules.get(name) is not module or _differs(vars(module), self.modules[name])):
+            if module is None:
+                continue
+            if sys.modules.get(name) is not module or (not self._unchanged(vars(module), self.module_tags[name])
+                                                       and _differs(vars(module), self.modules[name])):
                 return f"module {name}"
         for cls in (*_SEEN_CHECKED, Recorder):
             if _differs(vars(cls), self.classes[cls]):
                 return f"class {cls.__qualname__}"
-        if any(_differs(current, saved) for current, saved in self.internals) or any(
-                f.__code__ is not code for f, code in self.code.items()):
+        if any(not self._unchanged(current, self.tags.get(_id(current))) and _differs(current, saved)
+               for current, saved in self.internals) or any(f.__code__ is not code for f, code in self.code.items()):
             return "the test harness"
-        if test_builtins is not None:
+        if test_builtins is not None and not self._unchanged(test_builtins, self.tags.get(_id(test_builtins))):
             saved = {k: v for k, v in test_builtins.items() if k in self.builtins or k in self.helpers}
             if _differs(saved, {**self.builtins, **self.helpers}):
                 return "test builtins"
@@ -309,6 +319,41 @@ def visible_modules(names: dict, imported: set[str]) -> set[str]:
 
 
 _MISSING = object()
+
+
+def _tag_reader():
+    """A function returning a dict's version tag, or None where it cannot be read safely.
+
+    CPython 3.11 to 3.13 (with the GIL) give every dict a version tag, right after the object
+    header and the item count, that every change of the dict moves to a new, never reused value
+    (PEP 509). The layout is checked on a probe dict before it is trusted."""
+    if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13):
+        return None
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return None
+    word = ctypes.sizeof(ctypes.c_ssize_t)
+    used_at, tag_at = 2 * word, 3 * word
+    field, count = ctypes.c_uint64, ctypes.c_ssize_t
+
+    def tag(d: dict) -> int:
+        return field.from_address(_id(d) + tag_at).value
+
+    probe: dict = {}
+    before = tag(probe)
+    probe["x"] = 1
+    after = tag(probe)
+    probe["x"] = 2
+    if not before != after != tag(probe) or count.from_address(_id(probe) + used_at).value != 1:
+        return None
+    return tag
+
+
+_TAG_READER = _tag_reader()
+
+
+def _tag(d: dict) -> int | None:
+    """``d``'s version tag (None when tags cannot be read here: everything is then compared)."""
+    return _TAG_READER(d) if _TAG_READER is not None else None
 
 
 def _differs(current, saved: dict) -> bool:

@@ -20,6 +20,7 @@ from .confine import RESULT_FD
 
 _MAX_TEXT = 4000
 _write, _getpid, _dumps = os.write, os.getpid, json.dumps
+_encode = json.JSONEncoder(ensure_ascii=False, default=repr).encode   # built once, in the server
 _BaseException, _SystemExit, _str, _type = BaseException, SystemExit, str, type
 
 # PERsD's fixed import preamble for input/output tests (names available to the program). ``np``
@@ -73,7 +74,7 @@ class Reporter:
     def emit(self, event: dict) -> None:
         event["pid"] = _getpid()
         try:
-            line = _dumps(event, ensure_ascii=False, default=repr)
+            line = _encode(event)
         except _BaseException:                  # noqa: BLE001
             line = _dumps({"ev": "error", "type": "ReportError", "msg": "unencodable event", "pid": _getpid()})
         data = (line + "\n").encode("utf-8", "replace")
@@ -108,7 +109,7 @@ class Context:
         self.payload = payload
         self.reporter = reporter
         self.snapshot = snapshot
-        self.recorder = guard.Recorder()
+        self.recorder = snapshot.recorder
         self.test_imports: set[str] = set()
 
     def load_program(self, name: str = "__solution__", preamble: str = "") -> dict | None:
@@ -136,7 +137,7 @@ class Context:
         """A copy of the program's globals with pristine builtins (patching the common modules
         is caught afterwards by :meth:`tampered`)."""
         names = dict(program)
-        names["__builtins__"] = self.snapshot.fresh_builtins(self.recorder)
+        names["__builtins__"] = self.snapshot.test_builtins
         names["__name__"] = "__tests__"
         return names
 

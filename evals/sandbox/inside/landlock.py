@@ -25,6 +25,7 @@ _FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_NO_FLAGS = ctypes.c_uint32(0)
 
 
 class LandlockError(OSError):
@@ -96,5 +97,5 @@ def build_ruleset(read_paths: list[str], write_paths: list[str], abi: int) -> in
 
 def restrict_self(ruleset_fd: int) -> None:
     """Confine the calling process with the ruleset (irreversible; needs no_new_privs)."""
-    if _libc.syscall(_SYS_RESTRICT, ruleset_fd, ctypes.c_uint32(0)) != 0:
+    if _libc.syscall(_SYS_RESTRICT, ruleset_fd, _NO_FLAGS) != 0:
         raise LandlockError(ctypes.get_errno(), "landlock_restrict_self")

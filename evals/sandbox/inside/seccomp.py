@@ -84,9 +84,11 @@ class Filter:
         instructions = _program(arch_id, column, machine == "x86_64")
         self._buf = ctypes.create_string_buffer(b"".join(instructions))
         self._prog = _FProg(len(instructions), ctypes.cast(self._buf, ctypes.c_void_p))
-        self._libc = ctypes.CDLL(None, use_errno=True)
+        # resolved here, in the server: a child then only makes the call
+        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._prog_ref = ctypes.byref(self._prog)
 
     def install(self) -> None:
         """Install on the calling thread and its future children (irreversible)."""
-        if self._libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(self._prog), 0, 0) != 0:
+        if self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self._prog_ref, 0, 0) != 0:
             raise SeccompError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
