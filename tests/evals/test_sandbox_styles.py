@@ -193,6 +193,15 @@ def test_output_is_capped_with_a_marker_without_failing():
     assert "2001 more bytes truncated" in result.stderr
 
 
+def test_output_beyond_what_a_pipe_holds_is_counted_and_a_low_ceiling_still_stops_it():
+    chatty = "import sys\nfor _ in range(300):\n    print('x' * 1023)\n    print('e' * 1023, file=sys.stderr)\n"
+    big = run_one(run(chatty, max_output_bytes=1000))
+    assert big.status is Status.PASSED
+    assert "306200 more bytes truncated" in big.stdout and "306200 more bytes truncated" in big.stderr
+    small = run_one(run("print('x' * 5000)\n", max_output_bytes=1000, max_file_mb=0))
+    assert small.status is Status.OUTPUT_LIMIT and small.feedback
+
+
 def test_every_failure_has_feedback_and_counts():
     jobs = [
         humaneval("def square(x):\n    while True:\n        pass\n"),
