@@ -9,7 +9,6 @@ in-process one.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -19,7 +18,7 @@ from importlib import metadata
 from typing import Protocol, runtime_checkable
 
 from evals.sandbox import toolchains
-from evals.sandbox.types import ExecResult, Job, Status
+from evals.sandbox.types import ExecResult, Job, Status, plain_dict
 
 SEMANTICS_VERSION = "1"
 
@@ -70,7 +69,7 @@ def runtime_version(language: str = "python") -> str:
 
 def job_key(job: Job) -> str:
     """sha256 of (code, tests, limits, runtime version), canonical JSON."""
-    payload = {"code": job.code, "tests": job.tests.to_dict(), "limits": dataclasses.asdict(job.limits),
+    payload = {"code": job.code, "tests": job.tests.to_dict(), "limits": plain_dict(job.limits),
                "runtime": runtime_version(job.tests.language)}
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -9,11 +9,30 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 Visibility = Literal["seen", "hidden"]
 Style = Literal["humaneval", "mbpp", "io", "evalplus", "run"]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def plain_dict(obj, nested: str | None = None) -> dict[str, Any]:
+    """``dataclasses.asdict(obj)`` without its deep copies when every field but ``nested`` holds
+    a string, a number or None (the sandbox builds these for every job); otherwise ``asdict``
+    itself. The caller converts ``nested`` itself."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES.setdefault(type(obj), tuple(f.name for f in fields(obj)))
+    d = {name: getattr(obj, name) for name in names}
+    if all(type(v) in _SCALARS for k, v in d.items() if k != nested):
+        return d
+    return asdict(obj)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,8 @@ class TestSpec:
         return len(self.cases) + (1 if self.check else 0)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["cases"] = [asdict(c) for c in self.cases]
+        d = plain_dict(self, nested="cases")
+        d["cases"] = [plain_dict(c) for c in self.cases]
         if d["language"] == "python":      # keeps the serialised form of Python specs unchanged
             del d["language"]
         return d

@@ -14,7 +14,7 @@ import signal
 
 from evals.sandbox import compare, toolchains
 from evals.sandbox.styles import STYLES
-from evals.sandbox.types import ExecResult, Job, Limits, Status
+from evals.sandbox.types import ExecResult, Job, Limits, Status, plain_dict
 
 
 def wall_seconds(limits: Limits) -> float:
@@ -44,7 +44,7 @@ def message(job: Job) -> dict:
         body["toolchain"] = toolchains.commands(language, job.code)
     limits = effective_limits(job)
     return {"style": spec.style, "code": job.code, "nonce": secrets.token_hex(16),
-            "limits": dataclasses.asdict(limits), "wall_seconds": wall_seconds(limits), **body}
+            "limits": plain_dict(limits), "wall_seconds": wall_seconds(limits), **body}
 
 
 def _signal_name(number: int) -> str:
