@@ -8,13 +8,12 @@ with no pools (it must not share its parent's servers).
 from __future__ import annotations
 
 import atexit
-import collections
 import os
 import queue
 import threading
-from typing import Callable
 
 from evals.sandbox import cgroups, launch
+from evals.sandbox.dispatch import Dispatch, OnDone
 from evals.sandbox.worker import Worker, WorkerError
 
 
@@ -67,76 +66,32 @@ class Pool:
         for w in self.workers:
             self._free.put(w)
 
-    def run(self, messages: list[dict], on_done: Callable[[int, dict | Exception], None]) -> None:
-        """Run every message; ``on_done(index, reply_or_error)`` is called as each finishes.
-        Each worker keeps a second job queued behind the running one, so its server never waits
-        for the parent between jobs."""
-        pending: queue.Queue[int] = queue.Queue()
-        for i in range(len(messages)):
-            pending.put(i)
-
-        def drain() -> None:
-            worker = self._free.get()
-            try:
-                _stream(worker, messages, pending, on_done)
-            finally:
+    def run(self, messages: list[dict], on_done: OnDone) -> None:
+        """Run every message; ``on_done(index, reply_or_error)`` is called, in this thread, as
+        each finishes. Servers are taken as they are free (other threads may be running jobs
+        on the same pool) and given back at the end."""
+        wanted = min(len(self.workers), len(messages))
+        if not wanted:
+            return
+        dispatch = Dispatch(messages, on_done)
+        try:
+            dispatch.add(self._free.get())
+            while dispatch.busy():
+                while len(dispatch.held()) < wanted and dispatch.pending:
+                    try:
+                        dispatch.add(self._free.get_nowait())
+                    except queue.Empty:
+                        break
+                dispatch.step()
+        finally:
+            for worker in dispatch.held():
+                if dispatch.unfinished(worker):         # interrupted: its late replies must go
+                    worker.stop()
                 self._free.put(worker)
-
-        threads = [threading.Thread(target=drain, daemon=True) for _ in range(min(len(self.workers), len(messages)))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
 
     def close(self) -> None:
         for w in self.workers:
             w.close()
-
-
-PIPELINE_DEPTH = 2
-
-
-def _stream(worker: Worker, messages: list[dict], pending: queue.Queue, on_done) -> None:
-    """Feed ``worker`` from ``pending`` with up to PIPELINE_DEPTH jobs in flight."""
-    inflight: collections.deque[int] = collections.deque()
-
-    def fill() -> None:
-        while len(inflight) < PIPELINE_DEPTH:
-            try:
-                index = pending.get_nowait()
-            except queue.Empty:
-                return
-            inflight.append(index)
-            worker.submit(messages[index])
-
-    while True:
-        try:
-            fill()
-            if not inflight:
-                return
-            index = inflight[0]
-            reply = worker.collect(messages[index])
-            inflight.popleft()
-            fill()
-        except WorkerError:
-            for lost in list(inflight):                 # the server is gone: rerun what it held
-                inflight.popleft()
-                on_done(lost, _run_with_retry(worker, messages[lost]))
-            continue
-        on_done(index, reply)
-
-
-def _run_with_retry(worker: Worker, message: dict) -> dict | Exception:
-    """One job; a server lost during it (killed from outside, say) is restarted and the job tried
-    once more before it is reported as a sandbox failure."""
-    try:
-        return worker.run(message)
-    except WorkerError:
-        pass
-    try:
-        return worker.run(message)
-    except WorkerError as exc:
-        return exc
 
 
 _POOLS: dict[tuple[str, int], Pool] = {}

@@ -155,6 +155,21 @@ class Worker:
         except (protocol.ProtocolError, OSError, WorkerError) as exc:
             self._lost(exc)
 
+    def fileno(self) -> int:
+        """The descriptor replies arrive on (readable when one is there)."""
+        return self.proc.stdout.fileno()
+
+    def receive(self) -> dict:
+        """The reply to the oldest submitted job, once :meth:`fileno` is readable."""
+        try:
+            return protocol.recv(self.proc.stdout.fileno())
+        except (protocol.ProtocolError, OSError) as exc:
+            self._lost(exc)
+
+    def abandon(self, waited: float) -> NoReturn:
+        """Give up on a server that has not answered for ``waited`` seconds."""
+        self._lost(WorkerError(f"no reply from the sandbox server after {waited:.0f} s"))
+
     def run(self, job: dict) -> dict:
         """Send one job and wait for its reply. Raises :class:`WorkerError` if the server dies or
         stops answering (it is then restarted on next use)."""
