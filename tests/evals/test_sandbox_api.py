@@ -14,7 +14,7 @@ import pytest
 import evals.sandbox as sandbox
 from evals.sandbox import (ExecResult, InMemoryCache, Job, Limits, SandboxUnavailable, Status, TestCase, TestSpec,
                            job_key, run_many, run_one)
-from evals.sandbox import launch, pool, toolchains
+from evals.sandbox import dispatch, launch, pool, toolchains
 
 TOKEN = "import os\nprint(os.urandom(8).hex())\n"
 
@@ -91,6 +91,38 @@ def test_the_pool_stays_warm_and_recovers_from_a_dead_server():
     victim.proc.wait()
     results = run_many([job(f"y = {i}\n") for i in range(6)])
     assert all(r.passed for r in results)
+
+
+def _fork_server(worker) -> int:
+    """The pid of a worker's fork server (under bubblewrap, a descendant of the worker's process)."""
+    python, stack = os.path.realpath(sys.executable), [worker.proc.pid]
+    while stack:
+        pid = stack.pop()
+        if os.path.realpath(f"/proc/{pid}/exe") == python:
+            return pid
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                stack += [int(p) for p in fh.read().split()]
+    raise LookupError("no fork server found")
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_stops_answering_is_replaced_and_its_jobs_rerun(fresh_pools, monkeypatch):
+    monkeypatch.setattr(dispatch, "REPLY_MARGIN", 0.5)
+    run_one(job(), workers=1)
+    stuck = _fork_server(next(iter(pool._POOLS.values())).workers[0])
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        quick = Limits(cpu_seconds=1, wall_seconds=1)
+        results = run_many([Job(code=f"x = {i}\n", tests=TestSpec(style="run"), limits=quick) for i in range(3)],
+                           workers=1)
+    finally:
+        try:
+            os.kill(stuck, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert [r.status for r in results] == [Status.PASSED] * 3
+    assert _fork_server(next(iter(pool._POOLS.values())).workers[0]) != stuck
 
 
 @pytest.fixture
