@@ -52,5 +52,13 @@ class BudgetExceeded(DistillcError):
     exit_code = 3
 
 
+class StageIncomplete(DistillcError):
+    """Some LLM requests of a stage failed for now (connection, timeout, rate limit, 5xx) after all
+    retries: the stage is not saved, the answers received are cached, and compiling again retries
+    only the failed requests."""
+
+    exit_code = 4
+
+
 class UsageError(DistillcError):
     """Bad command-line usage."""

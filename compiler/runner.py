@@ -4,14 +4,16 @@ order, commits each output atomically, and records the corpus version."""
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import polars as pl
 
-from compiler.errors import DistillcError
+from compiler.errors import BackendError, DistillcError, StageIncomplete
 from compiler.plan import Plan, Step, make_plan
 from compiler.progress import progress_bar, progress_enabled
 from compiler.recipe.loader import LoadedRecipe, load_recipe
@@ -75,6 +77,8 @@ class StageContext:
     services: Services
     tasks_fingerprint: str
     plan: Plan | None = None
+    requests: int = 0
+    failures: list[Any] = field(default_factory=list)   # LLM results that failed for good
 
     @property
     def name(self) -> str:
@@ -106,8 +110,30 @@ class StageContext:
         if not requests:
             return []
         client = self.services.client(role, model)
-        return client.generate(list(requests), stage=self.name, stage_fp=self.fingerprint,
-                               progress=progress_enabled())
+        results = client.generate(list(requests), stage=self.name, stage_fp=self.fingerprint,
+                                  progress=progress_enabled())
+        self.requests += len(results)
+        self.failures.extend(r for r in results if not r.ok)
+        return results
+
+    def check_failures(self) -> None:
+        """Refuse to save a stage whose requests failed only for now (they are retried by the next
+        compile); refuse one whose every request failed; warn about the rest."""
+        if not self.failures:
+            return
+        reasons = Counter((r.error or "error").split(":", 1)[0] for r in self.failures)
+        summary = ", ".join(f"{k}: {n}" for k, n in reasons.most_common())
+        transient = [r for r in self.failures if r.transient]
+        if transient:
+            raise StageIncomplete(
+                f"stage {self.name!r}: {len(transient)} of {self.requests} LLM requests failed for now "
+                f"({summary}; last: {transient[-1].error}); the stage was not saved and the answers received "
+                "are cached: compile again to retry the failed requests")
+        if len(self.failures) == self.requests:
+            raise BackendError(f"stage {self.name!r}: all {self.requests} LLM requests failed "
+                               f"({summary}; first: {self.failures[0].error})")
+        print(f"distillc: warning: stage {self.name!r}: {len(self.failures)} of {self.requests} LLM requests "
+              f"failed ({summary}); their rows are dropped with reason llm_failed", file=sys.stderr)
 
     def execute(self, jobs: Sequence[Any]) -> list[Any]:
         """Sandbox results for ``jobs`` (in order), through the store's execution cache."""
@@ -230,7 +256,10 @@ def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks
         return StageOutput(frame)
     assert parent is not None and step.params is not None
     stage = step.cls(step.params)
-    return stage.run(parent, StageContext(step, services, tasks_fp, plan))
+    ctx = StageContext(step, services, tasks_fp, plan)
+    out = stage.run(parent, ctx)
+    ctx.check_failures()
+    return out
 
 
 def _params_json(step: Step) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from compiler.llm.cache import response_json
 from compiler.llm.prices import Price
-from compiler.llm.types import Completion, LLMRequest, LLMResult
+from compiler.llm.types import Completion, LLMRequest, LLMResult, is_transient
 
 if TYPE_CHECKING:
     import duckdb
@@ -157,7 +157,7 @@ class Recorder:
                                        self._served(index)))
             self.results[index] = LLMResult(ok=False, text=None, status="failed", usd=usd, latency_s=latency,
                                             attempts=job.attempts, error=error, call_id=job.call_id,
-                                            cache_key=job.key)
+                                            cache_key=job.key, transient=is_transient(reason))
         self.usd += usd
 
     @property

@@ -97,6 +97,15 @@ class LLMResult:
     error: str | None = None
     call_id: str | None = None
     cache_key: str | None = None
+    transient: bool = False   # failed for now (connection, timeout, rate limit, 5xx): worth retrying later
+
+
+TRANSIENT_REASONS = frozenset({"timeout", "connection", "rate_limited", "bad_response", "http_429"})
+
+
+def is_transient(reason: str) -> bool:
+    """Whether a request that failed for this reason may succeed on a later run."""
+    return reason in TRANSIENT_REASONS or (reason.startswith("http_5") and len(reason) == 8)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,84 @@
+"""Requests that fail for good never become nulls, and a stage whose requests failed only for now
+(a dead or overloaded teacher) is not saved: compiling again retries exactly those requests."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.compiler.conftest import STARTER, reference_answerer, run_cli, starter_tasks
+from tests.loopback import Faults, LoopbackServer
+
+RECIPE = """\
+name: flaky
+sources:
+  - kind: jsonl
+    path: {tasks}
+    limit: 6
+teacher:
+  backend: openai
+  model: loopback
+  base_url: {url}
+  max_retries: 1
+  timeout_s: 2
+stages:
+  - uses: teacher_answer
+  - uses: extract_code
+  - uses: execute
+  - uses: filter
+  - uses: format
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(tmp_path, url):
+    path = tmp_path / "flaky.yaml"
+    path.write_text(RECIPE.format(tasks=STARTER, url=url))
+    return path
+
+
+def test_dead_teacher_fails_the_stage_and_a_rerun_retries(tmp_path):
+    store = tmp_path / "s.duckdb"
+    port = free_port()
+    r = run_cli("compile", write(tmp_path, f"http://127.0.0.1:{port}/v1"), "--store", store, "--json")
+    assert r.code == 4 and r.out == ""
+    line = r.err.strip()
+    assert len(line.splitlines()) == 1 and "teacher_answer" in line and "6 of 6" in line and "connection" in line
+    ls = run_cli("ls", "--store", store, "--json")
+    assert ls.code == 0 and ls.json()["corpora"] == []        # no version was made
+    with LoopbackServer(answer=reference_answerer(starter_tasks())) as server:
+        r = run_cli("compile", write(tmp_path, server.url), "--store", store, "--json")
+        assert r.code == 0, r.err
+        assert r.json()["llm_calls"] == 6 == server.tally.answered and r.json()["rows"] == 6
+
+
+def test_a_few_transient_failures_are_retried_by_the_next_compile(tmp_path):
+    store = tmp_path / "s.duckdb"
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_500=0.5), seed=3) as server:
+        recipe = write(tmp_path, server.url)
+        first = run_cli("compile", recipe, "--store", store, "--json")
+        assert first.code == 4 and "http_500" in first.err
+        answered = server.tally.answered
+        assert 0 < answered < 6
+        server.faults = Faults()
+        again = run_cli("compile", recipe, "--store", store, "--json")
+        assert again.code == 0, again.err
+        assert again.json()["llm_calls"] == 6 - answered == server.tally.answered - answered
+        assert again.json()["rows"] == 6
+
+
+def test_permanent_failures_drop_rows_with_a_warning_and_all_failing_is_an_error(tmp_path):
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_400=0.5), seed=3) as server:
+        r = run_cli("compile", write(tmp_path, server.url), "--store", tmp_path / "a.duckdb", "--json")
+        assert r.code == 0, r.err
+        assert "warning" in r.err and "llm_failed" in r.err
+        show = run_cli("show", "flaky", "--store", tmp_path / "a.duckdb", "--json").json()
+        dropped = {s["name"]: s["dropped"] for s in show["stages"]}["teacher_answer"]
+        assert dropped["llm_failed"] == 6 - r.json()["rows"] > 0
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_400=1.0)) as server:
+        r = run_cli("compile", write(tmp_path, server.url), "--store", tmp_path / "b.duckdb")
+        assert r.code == 1 and "all 6 LLM requests failed" in r.err and len(r.err.strip().splitlines()) == 1
