@@ -10,7 +10,7 @@ from compiler.commands.common import add_json, add_store, print_json, store_path
 SIGN = {"added": "+", "removed": "-", "changed": "~"}
 NAME = "diff"
 HELP = "compare two corpus versions row by row (added, removed, changed)"
-EXAMPLE = "distillc diff quickstart@1 quickstart@2"
+EXAMPLE = "distillc diff quickstart@1 quickstart   # version 1 against the latest"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

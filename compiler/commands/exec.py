@@ -18,7 +18,8 @@ from compiler.errors import UsageError
 
 NAME = "exec"
 HELP = "run one program in the sandbox (optionally against tests) and report how it went"
-EXAMPLE = "distillc exec solution.py --test test_solution.py --entry-point add --json"
+EXAMPLE = ("printf 'def add(a, b):\\n    return a + b\\n' > add.py && printf 'assert add(2, 3) == 5\\n' > test_add.py"
+           " && distillc exec add.py --test test_add.py --entry-point add --json")
 ISOLATION = ("auto", "bwrap", "landlock", "rlimits")
 
 

@@ -69,11 +69,14 @@ def _train(args: argparse.Namespace) -> Any:
         raise UsageError("train: --student and --out are required (or model_name_or_path and "
                          "output_dir in --config)")
     lora = args.lora or bool(spec and spec.lora)
+    default_variant = spec.variant if spec else None     # the config's `variant:`, unless the target names one
     path, variant = dataset_target(args.target)
     if path is not None:
-        return train(str(path), student=student, out_dir=out, config=config, lora=lora, variant=variant)
+        return train(str(path), student=student, out_dir=out, config=config, lora=lora,
+                     variant=variant or default_variant)
+    target = args.target if ":" in args.target or not default_variant else f"{args.target}:{default_variant}"
     with tempfile.TemporaryDirectory(prefix="distillc-train-") as tmp:
-        data = export_for_training(args, args.target, Path(tmp) / "data")
+        data = export_for_training(args, target, Path(tmp) / "data")
         return train(data, student=student, out_dir=out, config=config, lora=lora)
 
 

@@ -41,3 +41,27 @@ def test_quickstart_compiles_offline_and_shows_its_funnel(tmp_path, monkeypatch)
         calls = dict(st.con.execute("SELECT stage, count(*) FROM llm_calls GROUP BY 1").fetchall())
     assert calls.get("student_attempt") == 33 and calls.get("teacher_refine") == failed
     assert "synthesize_tests" not in calls and v.rows >= 33
+
+    run_help_examples(store, tmp_path)
+
+
+def run_help_examples(store: Path, tmp_path: Path) -> None:
+    """Every command's --help example runs as printed once the quickstart is compiled (paths inside
+    the repository made absolute, outputs sent to a temporary directory)."""
+    import os
+    import subprocess
+    import sys
+
+    from compiler.cli import COMMANDS, _load
+
+    root = QUICKSTART.parents[1]
+    env = {**os.environ, "DISTILLC_STORE": str(store), "DISTILLC_MODELS": str(root / "data" / "models"),
+           "DISTILLC_PROGRESS": "0", "DISTILLC_TORCH_THREADS": "1"}
+    work = tmp_path / "examples"
+    work.mkdir()
+    for name in COMMANDS:
+        example = _load(name).EXAMPLE
+        command = (example.replace("recipes/", f"{root}/recipes/").replace("trainers/configs/", f"{root}/trainers/configs/")
+                   .replace("data/", f"{work}/data/").replace("distillc ", f"{sys.executable} -m compiler.cli "))
+        p = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0, f"{name} example failed: {example}\n{p.stderr[-2000:]}"
