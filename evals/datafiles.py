@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -111,13 +112,54 @@ def hub_rows(dataset: str, config: str | None = None, split: str | None = None,
     import datasets
 
     shown = dataset + (f" ({config})" if config else "")
+    state = {"unreachable": False}
     try:
-        loaded = datasets.load_dataset(dataset, config, split=split, revision=revision)
+        with _quiet_hub(local=Path(dataset).expanduser().exists(), state=state):
+            loaded = datasets.load_dataset(dataset, config, split=split, revision=revision)
     except Exception as exc:  # network, missing config/split, offline mode: all one line for the user
-        raise DataError(f"{shown}: cannot load dataset: {_one_line(exc)}") from None
+        hint = " (the Hub cannot be reached from here and the dataset is not cached: give a local copy)" \
+            if state["unreachable"] else ""
+        raise DataError(f"{shown}: cannot load dataset: {_one_line(exc)}{hint}") from None
     if isinstance(loaded, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         if len(loaded) != 1:
             raise DataError(f"{shown}: has splits {sorted(loaded)}; choose one with `split`")
         split, loaded = next(iter(loaded.items()))
     for i, row in enumerate(loaded):
         yield f"{shown}[{split}] row {i}", dict(row)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection (a cheap check before a download)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _quiet_hub(*, local: bool, state: dict[str, bool]) -> Iterator[None]:
+    """Load without the Hub's retry chatter; when the Hub cannot be reached, go straight to offline
+    mode (the local cache, or one clear error) instead of retrying for half a minute."""
+    import datasets
+    from huggingface_hub import constants
+    from huggingface_hub.utils import logging as hub_logging
+
+    saved = (constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE, hub_logging.get_verbosity(),
+             datasets.logging.get_verbosity())
+    hub_logging.set_verbosity_error()
+    datasets.logging.set_verbosity_error()
+    if not local and not saved[0] and not hub_reachable():
+        constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = state["unreachable"] = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved[0], saved[1]
+        hub_logging.set_verbosity(saved[2])
+        datasets.logging.set_verbosity(saved[3])
