@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from compiler.errors import SourceError
 from compiler.fingerprint import fingerprint, stage_fingerprint
 from compiler.recipe.loader import LoadedRecipe
 from compiler.stages import load_all
@@ -57,12 +58,23 @@ def sandbox_identity() -> dict[str, Any]:
     return {"sandbox": getattr(sandbox, "SANDBOX_VERSION", 1), "python": platform.python_version()}
 
 
-def make_plan(loaded: LoadedRecipe) -> Plan:
+def _identity(loaded: LoadedRecipe, i: int) -> dict[str, Any]:
+    """A source's content identity; a problem with it (a missing file) is located in the recipe."""
     from compiler.stages.sources import source_identity
+
+    cfg = loaded.recipe.sources[i]
+    try:
+        return source_identity(cfg, loaded.base_dir)
+    except SourceError as exc:
+        key = "path" if cfg.path else "split" if cfg.split else None
+        raise loaded.error(str(exc), ("sources", i, key) if key else ("sources", i)) from None
+
+
+def make_plan(loaded: LoadedRecipe) -> Plan:
 
     recipe = loaded.recipe
     sources = [{"config": s.model_dump(mode="json", exclude_defaults=True),
-                "content": source_identity(s, loaded.base_dir)} for s in recipe.sources]
+                "content": _identity(loaded, i)} for i, s in enumerate(recipe.sources)]
     fp = fingerprint({"stage": f"{SOURCES_STAGE}@{SOURCES_VERSION}", "sources": sources})
     steps = [Step(0, SOURCES_STAGE, SOURCES_STAGE, SOURCES_VERSION, fp, None, None, None)]
     registry = load_all()

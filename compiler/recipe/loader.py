@@ -25,6 +25,11 @@ class LoadedRecipe:
     text: str                      # the file as written
     lines: dict[Loc, int]          # dotted location -> 1-based line
     stage_params: tuple[BaseModel, ...]  # validated params of each stage, in order
+    shown: str = ""                # the path as the user gave it (for messages)
+
+    def error(self, message: str, loc: Loc) -> RecipeError:
+        """A :class:`RecipeError` located at ``loc`` in this recipe."""
+        return RecipeError(message, file=self.shown or str(self.path), line=_line(self.lines, loc), path=_dotted(loc))
 
     @property
     def base_dir(self) -> Path:
@@ -44,7 +49,7 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     recipe = _validate(Recipe, data, shown, lines, ())
     params = tuple(_stage_params(recipe, shown, lines))
     _check_names(recipe, shown, lines)
-    return LoadedRecipe(recipe, path.resolve(), text, lines, params)
+    return LoadedRecipe(recipe, path.resolve(), text, lines, params, shown)
 
 
 # -- YAML with line numbers --------------------------------------------------------------------
@@ -90,7 +95,8 @@ def _validate(model: type[BaseModel], data: Any, shown: str, lines: dict[Loc, in
     try:
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()  # an unknown key explains a "missing" one (a misspelt section): report it first
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         raise RecipeError(_message(err, model, prefix), file=shown, line=_line(lines, loc),
                           path=_dotted(loc)) from None

@@ -112,7 +112,9 @@ BAD_RECIPES = {
                    'expected an integer, got "lots"'),
     "unknown_stage": ("name: x\nsources:\n  - kind: jsonl\n    path: a.jsonl\nstages:\n  - uses: dedupe\n",
                       ":6 stages[0].uses", "did you mean 'dedup'"),
-    "missing_source": ("name: x\nsources:\n  - kind: jsonl\n    path: missing.jsonl\n", "missing.jsonl", ""),
+    "missing_source": ("name: x\nsources:\n  - kind: jsonl\n    path: missing.jsonl\n", ":4 sources[0].path",
+                       "missing.jsonl: source file not found"),
+    "misspelt_section": ("name: x\nsourcez:\n  - kind: jsonl\n    path: a.jsonl\n", ":2 sourcez", "did you mean 'sources'"),
 }
 
 
@@ -158,7 +160,8 @@ def test_every_command_has_help_with_example_and_store_flag():
     assert set(sub.choices) >= {"compile", "plan", "ls", "show", "diff", "export"}
     for name, p in sub.choices.items():
         text = p.format_help()
-        assert f"example:\n  distillc {name}" in text, name
+        example = text.split("example:\n  ", 1)[1]
+        assert f"distillc {name} " in example, name
         reads_store = any(o == "--store" for a in p._actions for o in a.option_strings)
         if name in ("compile", "plan", "ls", "show", "diff", "export", "cost", "publish", "report"):
             assert reads_store, f"{name} lacks --store"
