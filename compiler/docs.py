@@ -64,7 +64,7 @@ def default_text(field: Any) -> str:
         return "required"
     if isinstance(value, BaseModel):
         return "see below"
-    text = repr(value) if not isinstance(value, str) else (f'"{value}"' if len(value) < 40 else "(long text)")
+    text = repr(value) if not isinstance(value, str) else (f'"{value}"' if len(value) < 40 else "(long text, below)")
     return f"`{text}`".replace("|", "\\|")
 
 
@@ -87,9 +87,19 @@ def render_stage(cls: Any) -> list[str]:
     out += ["*" + "; ".join(facts) + "*", ""]
     if cls.Params.model_fields:
         out += field_rows(cls.Params)
+        out += long_defaults(cls.Params)
     else:
         out.append("No params.")
     return out + [""]
+
+
+def long_defaults(model: type[BaseModel]) -> list[str]:
+    """Long text defaults (prompt templates), written out in full below the table."""
+    out = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.default, str) and len(field.default) >= 40:
+            out += ["", f"Default `{field.alias or name}`:", "", "````text", field.default.rstrip("\n"), "````"]
+    return out
 
 
 def render() -> str:

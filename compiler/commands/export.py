@@ -7,7 +7,8 @@ import argparse
 from compiler.commands.common import add_json, add_store, print_json, store_path
 
 NAME = "export"
-HELP = "export a corpus version (hf: loads with datasets.load_from_disk and trains with TRL)"
+HELP = ("export a corpus version (hf: loads with datasets.load_from_disk and trains with TRL; a corpus with "
+        "several variants exports as a DatasetDict keyed by variant unless --variant picks one)")
 EXAMPLE = "distillc export quickstart data/exports/quickstart --format hf"
 
 
