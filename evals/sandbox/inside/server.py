@@ -143,13 +143,12 @@ class Server:
         cap = int(limits["max_output_bytes"])
         streams = [supervise.Stream(r, cap if i < 2 else protocol.MAX_FRAME // 4) for i, (r, _) in enumerate(pipes)]
         ceiling = max(cap, int(limits["max_file_mb"]) << 20)
-        watch = supervise.Watch(streams)
+        watch = supervise.Watch(streams, tuple(w for _, w in pipes), float(job["wall_seconds"]), ceiling,
+                                bool(self.options.get("own_pidns")))
         pid = os.fork()
         if pid == 0:
             self._child(job, workdir, pipes)
-        for _, write_end in pipes:
-            os.close(write_end)
-        outcome = watch.run(pid, float(job["wall_seconds"]), ceiling, bool(self.options.get("own_pidns")))
+        outcome = watch.run(pid)
         for stream in streams:
             os.close(stream.fd)
         _remove_tree(workdir)

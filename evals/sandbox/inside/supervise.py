@@ -66,36 +66,42 @@ PIPE_ROOM = 1 << 20
 
 
 class Watch:
-    """The poller over a job's three pipes, set up before the fork: the server then does as
+    """A job's pipes, poller and limits, all set up before the fork: the server then does as
     little as possible while the child runs (each page it writes meanwhile is copied, since the
     fork shared all its memory with the child)."""
 
-    def __init__(self, streams: list[Stream]) -> None:
-        self.streams = streams
+    def __init__(self, streams: list[Stream], write_ends: tuple[int, ...], wall_s: float, ceiling: int,
+                 own_pidns: bool) -> None:
+        self.streams, self.write_ends = streams, write_ends
+        self.wall_s, self.ceiling, self.own_pidns = wall_s, ceiling, own_pidns
         self.poller, self.by_fd = select.poll(), {s.fd: s for s in streams}
         self.quiet = select.poll()
+        self.quiet_ms = min(QUIET_S, wall_s) * 1000 if ceiling > PIPE_ROOM else 0
+        self.outcome = Outcome()
         for s in streams:
             os.set_blocking(s.fd, False)
             self.poller.register(s.fd, select.POLLIN | select.POLLHUP)
 
-    def run(self, pid: int, wall_s: float, ceiling: int, own_pidns: bool) -> Outcome:
+    def run(self, pid: int) -> Outcome:
         """Run until the child exits (or is stopped), then sweep survivors and drain the pipes."""
+        for fd in self.write_ends:
+            os.close(fd)
         started = time.monotonic()
-        outcome = Outcome()
+        outcome = self.outcome
         pidfd = os.pidfd_open(pid)
         try:
             self.quiet.register(pidfd, select.POLLIN)
-            if ceiling > PIPE_ROOM and self.quiet.poll(min(QUIET_S, wall_s) * 1000):
+            if self.quiet_ms and self.quiet.poll(self.quiet_ms):
                 _, outcome.status, outcome.rusage = os.wait4(pid, 0)
             else:
-                self._follow(pid, pidfd, outcome, started, wall_s, ceiling)
+                self._follow(pid, pidfd, outcome, started, self.wall_s, self.ceiling)
         finally:
             os.close(pidfd)
         outcome.wall_s = time.monotonic() - started
         if outcome.status is None:
             _kill(pid)
             _, outcome.status, outcome.rusage = os.wait4(pid, 0)
-        sweep(pid, own_pidns)
+        sweep(pid, self.own_pidns)
         _drain(self.streams)
         return outcome
 
