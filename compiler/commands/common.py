@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, Sequence
 
+from compiler.llm.prices import money  # noqa: F401 - re-exported for the commands
 from compiler.store.db import default_store_path
 
 
@@ -35,10 +36,3 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
-
-
-def money(usd: float | None) -> str:
-    usd = usd or 0.0
-    if usd >= 1:
-        return f"${usd:.2f}"
-    return f"${usd:.4f}" if usd >= 0.01 or usd == 0 else f"${usd:.6f}"

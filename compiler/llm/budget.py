@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from compiler.errors import BudgetExceeded
+from compiler.llm.prices import money
 
 if TYPE_CHECKING:
     from compiler.recipe.schema import BudgetConfig
@@ -55,8 +56,8 @@ class Budget:
     def exceeded(self, stage: str, not_sent: int) -> BudgetExceeded:
         cap = self.per_stage.get(stage)
         if cap is not None and self.spent_by_stage.get(stage, 0.0) >= cap:
-            what = f"stage {stage!r} budget ${cap:.2f} reached (${self.spent_by_stage[stage]:.4f} spent)"
+            what = f"stage {stage!r} budget {money(cap)} reached ({money(self.spent_by_stage[stage])} spent)"
         else:
-            what = f"budget ${self.total_usd:.2f} reached (${self.spent_total:.4f} spent)"
+            what = f"budget {money(self.total_usd)} reached ({money(self.spent_total)} spent)"
         return BudgetExceeded(f"{what}; {not_sent} requests not sent; rerun with a higher budget to resume "
                               "(paid calls are cached)")

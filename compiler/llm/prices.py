@@ -97,3 +97,14 @@ def resolve_price(config: "ModelConfig", table: PriceTable | None = None) -> tup
         return FREE, "local"
     raise BackendError(f"no price for model {config.model!r} in price table {table.version}; "
                        "add `prices: {input: X, output: Y}` (dollars per 1M tokens) to its model config")
+
+
+def money(usd: float | None) -> str:
+    """Dollars for people: cents from $1 up; below, up to 4 decimals (6 under a cent) so that small
+    bills do not read $0.00."""
+    usd = usd or 0.0
+    if usd >= 1:
+        return f"${usd:.2f}"
+    text = f"{usd:.4f}" if usd >= 0.01 or usd == 0 else f"{usd:.6f}"
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
