@@ -5,6 +5,7 @@ decontamination report, lineage and library versions. Everything is read from th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,9 +30,10 @@ HF_LICENCE_IDS = {"MIT": "mit", "CC-BY-4.0": "cc-by-4.0", "CC-BY-NC-4.0": "cc-by
 def source_licences(version: Version) -> list[dict[str, Any]]:
     out = []
     for s in version.recipe.get("sources", []):
-        origin = s.get("dataset") or (s["kind"] if s["kind"] in ("humaneval", "mbpp") else s.get("path"))
+        local = s.get("path") and Path(s["path"]).name     # never publish a local directory layout
+        origin = s.get("dataset") or (s["kind"] if s["kind"] in ("humaneval", "mbpp") else local)
         licence = s.get("licence") or KNOWN_LICENCES.get(s.get("dataset") or "") or KNOWN_LICENCES.get(s["kind"])
-        out.append({"name": s.get("name") or origin, "kind": s["kind"], "origin": origin,
+        out.append({"name": s.get("name") or origin or s["kind"], "kind": s["kind"], "origin": origin,
                     "config": s.get("config"), "split": s.get("split"), "licence": licence or "unknown"})
     return out
 
