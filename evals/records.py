@@ -80,13 +80,17 @@ def outcomes(result: ExecResult) -> list[str]:
     return ran + ["not_run"] * max(0, result.n_total - len(ran))
 
 
+STDERR_KEPT = 2000   # the tail of a failing program's stderr, to diagnose it from samples.jsonl
+
+
 def brief(result: ExecResult | None) -> dict[str, Any] | None:
     """The parts of a sandbox result worth keeping per sample."""
     if result is None:
         return None
     return {"status": result.status.value, "passed": result.passed, "n_passed": result.n_passed,
             "n_total": result.n_total, "outcomes": outcomes(result), "first_failure": result.first_failure,
-            "feedback": result.feedback, "cpu_s": round(result.cpu_s, 4)}
+            "feedback": result.feedback, "cpu_s": round(result.cpu_s, 4),
+            "stderr": result.stderr[-STDERR_KEPT:] if result.stderr and not result.passed else ""}
 
 
 def write_samples(path: Path, samples: Iterable[Sample]) -> None:
