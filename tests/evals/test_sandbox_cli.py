@@ -84,7 +84,7 @@ def test_exec_other_language_by_extension(tmp_path):
 
 def test_exec_help_shows_an_example():
     r = distillc("exec", "--help")
-    assert r.returncode == 0 and "distillc exec solution.py --test" in r.stdout
+    assert r.returncode == 0 and "distillc exec add.py --test" in r.stdout
 
 
 def test_doctor_reports_the_isolation_level():
