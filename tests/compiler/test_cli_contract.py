@@ -150,8 +150,12 @@ def test_unknown_corpus_and_missing_store(make_recipe, store, tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\n")
-    with pytest.raises(Exception):
-        run_cli("compile", bad, "--debug")
+    argv = [sys.executable, "-m", "compiler.cli", "compile", str(bad), "--store", str(tmp_path / "s.duckdb")]
+    plain = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    debug = subprocess.run(argv + ["--debug"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr and len(plain.stderr.strip().splitlines()) == 1
+    assert debug.returncode != 0 and "Traceback (most recent call last)" in debug.stderr
+    assert "RecipeError" in debug.stderr and "sources" in debug.stderr
 
 
 def test_every_command_has_help_with_example_and_store_flag():
@@ -174,5 +178,5 @@ def test_console_script_runs_and_progress_goes_to_stderr(make_recipe, store):
     p = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(recipe), "--store", str(store),
                         "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout)["rows"] >= 0
+    assert json.loads(p.stdout)["rows"] == 3          # three tasks, each answered with its reference
     assert "teacher_answer" in p.stderr   # the progress bar names the stage
