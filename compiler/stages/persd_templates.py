@@ -42,10 +42,9 @@ HEADER:
 CORRECT CODE:
 """
 
-TURN2_AUTO = """\
-Now act as a Python expert and rectify the incorrect code below for the task above, using the \
-error it produced on the unit tests.
-
+_TURN2_INTRO = ("Now act as a Python expert and rectify the incorrect code below for the task above, using the "
+                "error it produced on the unit tests.")
+_TURN2_BODY = """\
 INCORRECT CODE:
 {code}
 
@@ -55,26 +54,12 @@ ERROR:
 Follow these rules:
 {rules}
 
-RECTIFIED CODE:
 """
-
-TURN2_NL = """\
-Now act as a Python expert and rectify the incorrect code below for the task above, using the \
-error it produced on the unit tests. Work in two steps:
-Step 1: under the heading FEEDBACK, explain briefly what is wrong with the code.
-Step 2: under the heading RECTIFIED CODE, write the corrected code.
-
-INCORRECT CODE:
-{code}
-
-ERROR:
-{feedback}
-{task_again}
-Follow these rules:
-{rules}
-
-Step 1: FEEDBACK:
-"""
+TURN2_AUTO = _TURN2_INTRO + "\n\n" + _TURN2_BODY + "RECTIFIED CODE:\n"
+TURN2_NL = (_TURN2_INTRO + " Work in two steps:\n"
+            "Step 1: under the heading FEEDBACK, explain briefly what is wrong with the code.\n"
+            "Step 2: under the heading RECTIFIED CODE, write the corrected code.\n\n"
+            + _TURN2_BODY + "Step 1: FEEDBACK:\n")
 
 TURN2_NONE = """\
 Now act as a Python expert and rectify the incorrect code below for the task above.
