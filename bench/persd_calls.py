@@ -47,22 +47,17 @@ def scripted_teacher(rows: list[dict[str, Any]]):
     return answer
 
 
+def quickstart_stages() -> list[dict[str, Any]]:
+    return yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text(encoding="utf-8"))["stages"]
+
+
 def recipes(mbpp: Path, url: str, limit: int | None) -> dict[str, dict[str, Any]]:
     source = {"kind": "mbpp", "path": str(mbpp), "split": "train", "name": "mbpp-train"}
     if limit:
         source["limit"] = limit
     teacher = {"backend": "openai", "model": "gpt-4o-mini", "base_url": url}
     student = {"backend": "transformers", "model": "smollm2-135m", "batch_size": 8}
-    persd = [
-        {"uses": "synthesize_tests"},
-        {"uses": "student_attempt", "with": {"prompt_format": "chat", "max_tokens": 192}},
-        {"uses": "execute", "name": "execute_attempt", "with": {"code": "attempt_code", "prefix": "attempt"}},
-        {"uses": "teacher_refine"},
-        {"uses": "parse_refinement"},
-        {"uses": "execute", "name": "execute_refinement", "with": {"code": "refine_code", "prefix": "refine"}},
-        {"uses": "keep_refinements"},
-        {"uses": "emit_persd"},
-    ]
+    persd = quickstart_stages()      # the quickstart's PERsD stages, on MBPP and the scripted teacher
     stand = [{"uses": "teacher_answer"}, {"uses": "extract_code"}, {"uses": "execute"}, {"uses": "filter"},
              {"uses": "format", "with": {"prompt": "persd", "variant": "StanD"}}]
     return {
@@ -104,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("OPENAI_API_KEY", "loopback")
     os.environ.setdefault("DISTILLC_PROGRESS", "0")
+    from compiler.progress import quiet_third_party_bars
     from compiler.runner import compile_recipe
+
+    quiet_third_party_bars()
 
     rows = json.loads(args.mbpp.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp, LoopbackServer(answer=scripted_teacher(rows)) as server:
