@@ -42,6 +42,7 @@ class Faults:
     rate_timeout: float = 0.0         # hang for hang_s (the client must time out)
     rate_drop: float = 0.0            # close the connection without answering
     rate_400: float = 0.0             # reject as a bad request (not retryable)
+    rate_401: float = 0.0             # reject the API key (not retryable)
     hang_s: float = 3600.0
 
 
@@ -195,7 +196,8 @@ class LoopbackServer:
     def _draw_fault(self) -> str | None:
         f, x = self.faults, self.rng.random()
         for name, rate in (("429", f.rate_429), ("429ra", f.rate_429_retry_after), ("500", f.rate_500),
-                           ("hang", f.rate_timeout), ("drop", f.rate_drop), ("400", f.rate_400)):
+                           ("hang", f.rate_timeout), ("drop", f.rate_drop), ("400", f.rate_400),
+                           ("401", f.rate_401)):
             if x < rate:
                 return name
             x -= rate
@@ -213,6 +215,8 @@ class LoopbackServer:
             return _error(429, "rate limit reached (loopback)", "rate_limit_exceeded", headers)
         if fault == "400":
             return _error(400, "invalid request (loopback)", "invalid_request_error")
+        if fault == "401":
+            return _error(401, "incorrect API key provided (loopback)", "invalid_api_key")
         return _error(500, "internal error (loopback)", "server_error")
 
     def respond(self, body: dict[str, Any], *, chat: bool, tally: bool = True) -> dict[str, Any]:

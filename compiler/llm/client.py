@@ -62,6 +62,8 @@ class LLMClient:
         outcome = self._send(jobs, recorder, stage, progress)
         self.calls_sent += outcome.sent
         self.usd += recorder.usd
+        if outcome.halted:
+            raise self._halted(outcome, stage)
         if outcome.not_sent:
             raise self.budget.exceeded(stage, sum(len(j.indices) for j in outcome.not_sent))
         return [r for r in recorder.results if r is not None]
@@ -74,6 +76,16 @@ class LLMClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _halted(self, outcome: Outcome, stage: str) -> Exception:
+        from compiler.errors import BackendError
+        where = self.config.base_url or "the OpenAI API"
+        unsent = sum(len(j.indices) for j in outcome.not_sent)
+        held = f", {unsent} requests were never sent" if unsent else ""
+        return BackendError(
+            f"{self.role} {self.backend.model!r} at {where}: {outcome.halted}; no request of stage {stage!r} "
+            f"got an answer{held} and the stage was not saved: check {self.role}.base_url, {self.role}.model "
+            f"and ${self.config.api_key_env}, then compile again")
 
     # -- steps ---------------------------------------------------------------------------------
     def _context(self, stage: str, stage_fp: str) -> CallContext:

@@ -32,10 +32,17 @@ LAG_PROBE_S = 0.05    # how often the event loop's own lateness is measured
 
 @dataclass
 class Outcome:
-    """What a dispatch did: requests sent, and the jobs never sent because the budget said no."""
+    """What a dispatch did: requests sent, and the jobs never sent because the budget said no or
+    (``halted`` says why) because the endpoint is unreachable or refuses the configuration."""
 
     sent: int = 0
     not_sent: list[Job] = field(default_factory=list)
+    halted: str | None = None
+
+
+# Failures that mean "this endpoint or this configuration is wrong", not "this request is wrong":
+# before any response arrived, one of them stops the dispatch instead of trying every other job.
+HALTING_FATAL = {"http_401", "http_403", "http_404"}
 
 
 class ConcurrentDispatch:
@@ -54,6 +61,7 @@ class ConcurrentDispatch:
         self._todo: deque[Job] = deque()
         self._ready: deque[Job] = deque()
         self._stopped = False
+        self._answered = False   # some response (an answer or an HTTP status) came back
 
     async def run(self, jobs: list[Job]) -> Outcome:
         self._todo.extend(jobs)
@@ -146,18 +154,24 @@ class ConcurrentDispatch:
                 completion = await self.backend.acomplete(job.request)
             except RetryableError as exc:
                 self.limit.release()
+                if exc.reason not in ("connection", "timeout"):
+                    self._answered = True
                 if not await self._after_retryable(job, exc, time.monotonic() - t0):
                     return
                 continue
             except FatalError as exc:
                 self.limit.release()
                 self.recorder.fail(job, exc.reason, exc.detail, time.monotonic() - t0)
+                if exc.reason in HALTING_FATAL and not self._answered:
+                    self._halt(str(exc))
+                self._answered = True
                 return
             except Exception as exc:  # a bug or an unexpected library error: record, never lose the row
                 self.limit.release()
                 self.recorder.fail(job, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
                 return
             latency = time.monotonic() - t0
+            self._answered = True
             self.limit.release()
             self.limit.on_success(latency)
             self.charge(self.recorder.complete(job, completion, latency))
@@ -169,11 +183,19 @@ class ConcurrentDispatch:
             self.limit.on_overload(exc.retry_after)
         else:
             self.limit.on_error()
-        if job.attempts >= self.max_attempts:
+        if job.attempts >= self.max_attempts or self.outcome.halted:
             self.recorder.fail(job, exc.reason, exc.detail, latency)
+            if exc.reason == "connection" and not self._answered:
+                self._halt(f"unreachable ({exc})")
             return False
         await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
         return True
+
+    def _halt(self, why: str) -> None:
+        """Send nothing more: the jobs not yet sent are returned unsent, those in flight finish."""
+        if self.outcome.halted is None:
+            self.outcome.halted = why
+        self._stopped = True
 
     async def _lag_loop(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 """Requests that fail for good never become nulls, and a stage whose requests failed only for now
-(a dead or overloaded teacher) is not saved: compiling again retries exactly those requests."""
+(an overloaded teacher) is not saved: compiling again retries exactly those requests. A teacher that
+never answers at all (nothing listening, a rejected key) stops the compile at once: exit 1, one line."""
 
 from __future__ import annotations
 
@@ -41,19 +42,53 @@ def write(tmp_path, url):
     return path
 
 
-def test_dead_teacher_fails_the_stage_and_a_rerun_retries(tmp_path):
+def test_dead_teacher_stops_at_once_with_one_line_and_a_rerun_completes(tmp_path):
     store = tmp_path / "s.duckdb"
     port = free_port()
-    r = run_cli("compile", write(tmp_path, f"http://127.0.0.1:{port}/v1"), "--store", store, "--json")
-    assert r.code == 4 and r.out == ""
+    url = f"http://127.0.0.1:{port}/v1"
+    recipe = tmp_path / "flaky.yaml"
+    recipe.write_text(RECIPE.format(tasks=STARTER, url=url).replace("  max_retries: 1\n",
+                                                                     "  max_retries: 1\n  max_concurrency: 2\n"))
+    r = run_cli("compile", recipe, "--store", store, "--json")
+    assert r.code == 1 and r.out == ""
     line = r.err.strip()
-    assert len(line.splitlines()) == 1 and "teacher_answer" in line and "6 of 6" in line and "connection" in line
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    # names the role, the endpoint, the reason and the stage; the 4 requests behind the 2 in flight were never sent
+    assert f"teacher 'loopback' at {url}: unreachable (connection" in line and "'teacher_answer'" in line
+    assert "4 requests were never sent" in line and "teacher.base_url" in line
     ls = run_cli("ls", "--store", store, "--json")
     assert ls.code == 0 and ls.json()["corpora"] == []        # no version was made
     with LoopbackServer(answer=reference_answerer(starter_tasks())) as server:
         r = run_cli("compile", write(tmp_path, server.url), "--store", store, "--json")
         assert r.code == 0, r.err
         assert r.json()["llm_calls"] == 6 == server.tally.answered and r.json()["rows"] == 6
+
+
+def test_a_rejected_api_key_stops_after_the_first_answer(tmp_path):
+    store = tmp_path / "s.duckdb"
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_401=1.0)) as server:
+        recipe = tmp_path / "flaky.yaml"
+        recipe.write_text(RECIPE.format(tasks=STARTER, url=server.url).replace(
+            "  max_retries: 1\n", "  max_retries: 1\n  max_concurrency: 1\n"))
+        r = run_cli("compile", recipe, "--store", store)
+        assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+        assert "http_401" in r.err and "incorrect API key" in r.err and "5 requests were never sent" in r.err
+        assert server.tally.requests == 1                     # not once per task
+    assert run_cli("ls", "--store", store, "--json").json()["corpora"] == []
+
+
+def test_a_teacher_that_answered_once_is_not_halted_by_later_rejections(tmp_path):
+    """Once any answer came back, a 401 is about that request (a key scoped per model, say): the rest
+    are still tried. Seed 0's first draw is not a fault, so the first request is answered."""
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_401=0.5), seed=0) as server:
+        recipe = tmp_path / "flaky.yaml"
+        recipe.write_text(RECIPE.format(tasks=STARTER, url=server.url).replace(
+            "  max_retries: 1\n", "  max_retries: 1\n  max_concurrency: 1\n"))
+        r = run_cli("compile", recipe, "--store", tmp_path / "s.duckdb", "--json")
+        statuses = server.tally.statuses
+    assert server.tally.requests == 6                          # every task was tried
+    assert 0 < statuses["401"] < 6
+    assert r.code == 0 and "warning" in r.err and r.json()["rows"] == 6 - statuses["401"]
 
 
 def test_a_few_transient_failures_are_retried_by_the_next_compile(tmp_path):
