@@ -106,9 +106,10 @@ def _object(row: Any, where: str) -> Row:
 # -- Hugging Face Hub ------------------------------------------------------------------------------
 
 def hub_rows(dataset: str, config: str | None = None, split: str | None = None,
-             revision: str | None = None) -> Iterator[tuple[str, Row]]:
+             revision: str | None = None, *, local_copy: str = "give a local copy") -> Iterator[tuple[str, Row]]:
     """``(location, row)`` for a Hub dataset (or anything ``datasets.load_dataset`` accepts, such as
-    a local dataset directory). Without ``split`` the dataset must have exactly one split."""
+    a local dataset directory). Without ``split`` the dataset must have exactly one split.
+    ``local_copy`` tells the caller's user how to point at a local copy when the Hub is out of reach."""
     import datasets
 
     shown = dataset + (f" ({config})" if config else "")
@@ -117,7 +118,7 @@ def hub_rows(dataset: str, config: str | None = None, split: str | None = None,
         with _quiet_hub(local=Path(dataset).expanduser().exists(), state=state):
             loaded = datasets.load_dataset(dataset, config, split=split, revision=revision)
     except Exception as exc:  # network, missing config/split, offline mode: all one line for the user
-        hint = " (the Hub cannot be reached from here and the dataset is not cached: give a local copy)" \
+        hint = f" (the Hub cannot be reached from here and the dataset is not cached: {local_copy})" \
             if state["unreachable"] else ""
         raise DataError(f"{shown}: cannot load dataset: {_one_line(exc)}{hint}") from None
     if isinstance(loaded, (datasets.DatasetDict, datasets.IterableDatasetDict)):

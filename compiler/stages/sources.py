@@ -119,7 +119,8 @@ def _raw_rows(cfg: SourceConfig, base_dir: Path) -> Iterator[tuple[str, Row]]:
     if cfg.kind == "mbpp":
         return _mbpp_rows(cfg, local)
     directory = _local_dataset_dir(cfg, base_dir)
-    return hub_rows(str(directory or cfg.dataset), cfg.config, cfg.split, cfg.revision)
+    return hub_rows(str(directory or cfg.dataset), cfg.config, cfg.split, cfg.revision,
+                    local_copy="set the source's `dataset` to a local dataset directory or use a jsonl/json/parquet source")
 
 
 def _mbpp_rows(cfg: SourceConfig, local: Path | None) -> Iterator[tuple[str, Row]]:
@@ -128,7 +129,8 @@ def _mbpp_rows(cfg: SourceConfig, local: Path | None) -> Iterator[tuple[str, Row
     if local is None:
         splits = [cfg.split] if cfg.split else list(MBPP_SPLITS)
         for split in splits:
-            yield from hub_rows(cfg.dataset or MBPP_HUB_ID, cfg.config or "full", split, cfg.revision)
+            yield from hub_rows(cfg.dataset or MBPP_HUB_ID, cfg.config or "full", split, cfg.revision,
+                                local_copy="set the source's `path` to a local MBPP file")
         return
     for where, row in iter_rows(local):
         if cfg.split is None or _mbpp_split(row, where) == cfg.split:

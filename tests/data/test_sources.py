@@ -161,6 +161,9 @@ def test_hub_id_without_network_is_one_clear_line(tmp_path: Path):
         load_source(src(kind="hub", dataset="someone/not-cached-anywhere", split="train"), tmp_path)
     assert str(err.value).startswith("someone/not-cached-anywhere: cannot load dataset")
     assert "\n" not in str(err.value)
+    if "cannot be reached" in str(err.value):     # offline (as in CI): the line says what to do instead
+        assert str(err.value).endswith("set the source's `dataset` to a local dataset directory "
+                                       "or use a jsonl/json/parquet source)")
 
 
 def test_identity_follows_content_and_needs_no_parsing(tmp_path: Path):
@@ -201,5 +204,7 @@ def test_mbpp_hub_without_network_and_a_bad_split(tmp_path: Path):
     with pytest.raises(SourceError) as err:
         load_source(src(kind="mbpp", config="sanitized", split="test"), tmp_path)
     assert str(err.value).startswith("google-research-datasets/mbpp (sanitized): cannot load dataset")
+    if "cannot be reached" in str(err.value):
+        assert str(err.value).endswith("set the source's `path` to a local MBPP file)")
     with pytest.raises(SourceError, match="unknown split 'dev'"):
         load_source(src(kind="mbpp", path=str(SANITIZED_MBPP), split="dev"), tmp_path)
