@@ -1,6 +1,12 @@
 """Corpus version → files: a Hugging Face dataset on disk (``datasets.load_from_disk``), parquet or
 JSONL, in TRL's column conventions. Written to a temporary directory and renamed into place, so a
-failed export leaves nothing half-written."""
+failed export leaves nothing half-written.
+
+An ``hf`` export is always one ``datasets.Dataset`` at the top of ``OUT``, so
+``SFTTrainer(train_dataset=load_from_disk(OUT))`` trains on it unchanged. A corpus with several
+variants (PERsD's training sets) puts its default variant there (the first of :data:`PREFERRED`
+it has, else the first by name) and every other variant in ``OUT/variants/<NAME>/``, each a
+Dataset too; ``distillc.json`` lists them under ``variant_dirs``. ``--variant NAME`` exports one."""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from compiler.store.db import Store
 from compiler.store.versions import Version
 
 TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
+PREFERRED = ("PERsD-combined", "PERsD", "StanD")   # the default variant when a corpus has these
+VARIANTS_DIR = "variants"
 META_COLUMNS = ("task_id", "variant", "source", "row_id")
 
 
@@ -40,6 +48,11 @@ def variants(frame: pl.DataFrame) -> list[str]:
     return sorted(frame["variant"].unique().to_list()) if "variant" in frame.columns else []
 
 
+def variant_order(name: str) -> tuple[int, str]:
+    """Sort key: the preferred variants first (the first is the default), then by name."""
+    return (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name)
+
+
 def to_dataset(frame: pl.DataFrame):
     import datasets
 
@@ -48,12 +61,13 @@ def to_dataset(frame: pl.DataFrame):
 
 def write(frame: pl.DataFrame, out: Path, fmt: str, meta: dict[str, Any]) -> None:
     if fmt == "hf":
-        names = variants(frame)
+        names = sorted(variants(frame), key=variant_order)
         if len(names) > 1:
-            import datasets
-
-            dd = datasets.DatasetDict({n: to_dataset(frame.filter(pl.col("variant") == n)) for n in names})
-            dd.save_to_disk(str(out))
+            meta["default_variant"] = names[0]
+            meta["variant_dirs"] = {n: f"{VARIANTS_DIR}/{n}" for n in names[1:]}
+            for i, name in enumerate(names):
+                part = to_dataset(frame.filter(pl.col("variant") == name))
+                part.save_to_disk(str(out if i == 0 else out / VARIANTS_DIR / name))
         else:
             to_dataset(frame).save_to_disk(str(out))
     elif fmt == "parquet":
@@ -85,5 +99,5 @@ def export_version(store: Store, version: Version, out: str | os.PathLike[str], 
         os.replace(tmp / "x", out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {**{k: meta[k] for k in ("corpus", "version", "variant", "format", "rows", "variants")},
-            "path": str(out)}
+    keys = ("corpus", "version", "variant", "format", "rows", "variants", "default_variant", "variant_dirs")
+    return {**{k: meta[k] for k in keys if k in meta}, "path": str(out)}

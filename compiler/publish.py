@@ -19,7 +19,7 @@ import polars as pl
 
 from compiler.card import card_data, render_card, version_json
 from compiler.errors import DistillcError
-from compiler.export import records, variants
+from compiler.export import records, variant_order, variants
 from compiler.store.db import Store
 from compiler.store.versions import Version
 
@@ -33,17 +33,10 @@ def hf_api(token: str | None = None) -> Any:
     return HfApi(token=token or os.environ.get("HF_TOKEN"))
 
 
-PREFERRED = ("PERsD-combined", "PERsD", "StanD")   # the default config when a corpus has these variants
-
-
-def _config_order(name: str) -> tuple[int, str]:
-    return (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name)
-
-
 def build_files(store: Store, version: Version) -> dict[str, bytes]:
     """Every file of the upload, by its path in the repository."""
     frame = records(store, version)
-    names = sorted(variants(frame) or ["default"], key=_config_order)   # the first is the default config
+    names = sorted(variants(frame) or ["default"], key=variant_order)   # the first is the default config
     files: dict[str, bytes] = {}
     layout: dict[str, list[str]] = {}
     for name in names:

@@ -104,6 +104,27 @@ def save_tiny_model(directory: Path, *, chat: bool, seed: int = 0) -> Path:
     return directory
 
 
+def train_unchanged(dataset, model_dir: Path, out_dir: Path, *, steps: int = 2) -> dict[str, float]:
+    """Train with TRL's ``SFTTrainer`` on ``dataset`` exactly as given (no mapping, no column
+    selection), the way a user hands it a ``load_from_disk`` result. Returns the first and last
+    logged losses and how far the parameters moved (sum of absolute changes)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = SFTTrainer(model=model, processing_class=AutoTokenizer.from_pretrained(str(model_dir)),
+                         train_dataset=dataset,
+                         args=SFTConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=2,
+                                        learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to=[],
+                                        use_cpu=True, disable_tqdm=True, seed=0))
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    moved = sum(float((p.detach() - b).abs().sum()) for p, b in zip(model.parameters(), before))
+    return {"first_loss": losses[0], "last_loss": losses[-1], "moved": moved, "steps": trainer.state.global_step}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny chat model (tokenizer with a ChatML template)."""

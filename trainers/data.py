@@ -2,8 +2,9 @@
 corpus provenance written beside it, and shape the rows for the student's prompt format.
 
 Accepted sources: a ``datasets.Dataset``; a ``save_to_disk`` directory (a Dataset, or a DatasetDict
-with one split per variant, as ``distillc export --format hf`` writes a multi-variant corpus); an
-export directory holding ``data.parquet`` or ``data.jsonl``; a parquet / JSON(L) file; a Hugging Face
+with one split per variant); a ``distillc export --format hf`` directory of a multi-variant corpus
+(its default variant at the top, the others under ``variants/<NAME>/``); an export directory holding
+``data.parquet`` or ``data.jsonl``; a parquet / JSON(L) file; a Hugging Face
 Hub dataset id (``datasets.load_dataset``). ``distillc export`` writes ``distillc.json`` into the
 directory; its corpus, version, fingerprint, variant and recipe travel into the trained model's record.
 
@@ -58,7 +59,7 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
         loaded, meta, where = source, {}, None
     else:
         where = str(source)
-        loaded, meta = _load_source(where, dataset_config, split)
+        loaded, meta = _load_source(where, dataset_config, split, variant)
     dataset, chosen = select_variant(loaded, variant or meta.get("variant"), where or "the dataset")
     if len(dataset) == 0:
         raise TrainError(f"{where or 'the dataset'}: no training rows"
@@ -70,15 +71,33 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
     return TrainingData(dataset, merged, where)
 
 
-def _load_source(source: str, dataset_config: str | None, split: str) -> tuple[Any, dict[str, Any]]:
+def _load_source(source: str, dataset_config: str | None, split: str,
+                 variant: str | None = None) -> tuple[Any, dict[str, Any]]:
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_dir(path), read_export_meta(path)
+        meta = read_export_meta(path)
+        return _load_dir(_variant_dir(path, meta, variant, source)), meta
     if path.is_file():
         return _load_file(path, split), {}
     if source.startswith(("/", ".", "~")) or source.count("/") > 1:
         raise TrainError(f"{source}: no such dataset directory or file")
     return _load_hub(source, dataset_config, split), {}
+
+
+def _variant_dir(path: Path, meta: dict[str, Any], variant: str | None, where: str) -> Path:
+    """Where a multi-variant export keeps ``variant`` (the top holds the default one)."""
+    dirs = meta.get("variant_dirs")
+    if not isinstance(dirs, dict):
+        return path
+    names = [str(meta.get("default_variant")), *dirs]
+    if not variant:
+        raise TrainError(f"{where} holds several variants ({', '.join(sorted(names))}): choose one "
+                         f"(CORPUS:VARIANT, DIR:VARIANT or variant=...)")
+    if variant in dirs:
+        return path / dirs[variant]
+    if variant != meta.get("default_variant"):
+        raise TrainError(f"{where} has no variant {variant!r} (variants: {', '.join(sorted(names))})")
+    return path
 
 
 def read_export_meta(directory: Path) -> dict[str, Any]:

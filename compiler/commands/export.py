@@ -7,8 +7,9 @@ import argparse
 from compiler.commands.common import add_json, add_store, print_json, store_path
 
 NAME = "export"
-HELP = ("export a corpus version (hf: loads with datasets.load_from_disk and trains with TRL; a corpus with "
-        "several variants exports as a DatasetDict keyed by variant unless --variant picks one)")
+HELP = ("export a corpus version (hf: one Dataset that datasets.load_from_disk loads and TRL's SFTTrainer trains "
+        "on unchanged; a corpus with several variants puts its default variant there and the others under "
+        "OUT/variants/NAME, unless --variant picks one)")
 EXAMPLE = "distillc export quickstart data/exports/quickstart --format hf"
 
 
@@ -33,5 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
     else:
-        print(f"{info['corpus']}@{info['version']}: {info['rows']} rows -> {info['path']} ({info['format']})")
+        line = f"{info['corpus']}@{info['version']}: {info['rows']} rows -> {info['path']} ({info['format']})"
+        if info.get("variant_dirs"):
+            line += (f"; variant {info['default_variant']} at the top (what load_from_disk returns), "
+                     f"{', '.join(info['variant_dirs'])} under variants/")
+        print(line)
     return 0

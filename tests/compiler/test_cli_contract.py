@@ -13,6 +13,7 @@ import pytest
 
 from compiler.cli import COMMANDS, build_parser
 from tests.compiler.conftest import ROOT, file_digest, run_cli
+from tests.tiny_models import train_unchanged
 
 COMPILE_KEYS = {"corpus", "version", "fingerprint", "rows", "stages_run", "stages_cached", "llm_calls", "usd"}
 
@@ -87,7 +88,7 @@ def test_ls_show_diff(make_recipe, store):
 
 
 @pytest.mark.parametrize("fmt", ["hf", "parquet", "jsonl"])
-def test_export_formats(make_recipe, store, tmp_path, fmt):
+def test_export_formats(make_recipe, store, tmp_path, fmt, tiny_base_model_dir):
     rows = compile_json(make_recipe(limit=4, n=1), store)["rows"]
     out = tmp_path / f"export-{fmt}"
     r = run_cli("export", "stand-test", out, "--format", fmt, "--store", store)
@@ -96,6 +97,8 @@ def test_export_formats(make_recipe, store, tmp_path, fmt):
         ds = datasets.load_from_disk(str(out))
         assert ds.num_rows == rows and {"prompt", "completion"} <= set(ds.column_names)
         assert ds[0]["completion"].startswith("```python\n")
+        run = train_unchanged(ds, tiny_base_model_dir, tmp_path / "sft")   # TRL's SFTTrainer, as it is
+        assert run["steps"] == 2 and run["moved"] > 0
     elif fmt == "parquet":
         assert pl.read_parquet(out / "data.parquet").height == rows
     else:

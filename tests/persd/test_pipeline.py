@@ -198,15 +198,39 @@ def test_export_one_variant(compiled, store, tmp_path):
     assert all(x["prompt"].startswith("Rectify the below code") for x in lines)
 
 
-def test_hf_export_is_a_dataset_dict_keyed_by_variant(compiled, store, tmp_path):
+def test_hf_export_is_one_dataset_that_sft_trains_unchanged_with_every_variant_beside_it(
+        compiled, store, tmp_path, tiny_base_model_dir):
     import datasets
 
+    from tests.tiny_models import train_unchanged
+    from trainers.data import load_training_data
+    from trainers.errors import TrainError
+
     out = tmp_path / "hf"
-    r = run_cli("export", "persd-test", out, "--store", store)
+    r = run_cli("export", "persd-test", out, "--store", store, "--json")
     assert r.code == 0, r.err
-    dd = datasets.load_from_disk(str(out))
-    assert sorted(dd) == ["InpD", "PERsD", "PERsD-combined", "PERsD-refine", "StanD"]
-    assert dd["PERsD"].column_names[:2] == ["prompt", "completion"]
+    info = r.json()
+    assert info["default_variant"] == "PERsD-combined"
+    assert info["variant_dirs"] == {n: f"variants/{n}" for n in ("PERsD", "StanD", "InpD", "PERsD-refine")}
+    top = datasets.load_from_disk(str(out))
+    assert isinstance(top, datasets.Dataset) and set(top["variant"]) == {"PERsD-combined"}
+    assert top.column_names[:2] == ["prompt", "completion"]
+    parts = {"PERsD-combined": top.num_rows}
+    for name, sub in info["variant_dirs"].items():
+        part = datasets.load_from_disk(str(out / sub))
+        assert isinstance(part, datasets.Dataset) and set(part["variant"]) == {name}
+        parts[name] = part.num_rows
+    assert sum(parts.values()) == info["rows"] and min(parts.values()) > 0      # nothing lost, nothing twice
+    # what the contract promises: load_from_disk(OUT) goes into TRL's SFTTrainer as it is
+    run = train_unchanged(top, tiny_base_model_dir, tmp_path / "sft")
+    assert run["steps"] == 2 and run["moved"] > 0 and run["last_loss"] == run["last_loss"]   # not NaN
+    # distillc's own trainer reads the same directory by variant
+    assert len(load_training_data(f"{out}", variant="PERsD").dataset) == parts["PERsD"]
+    assert load_training_data(f"{out}", variant="PERsD-combined").provenance["variant"] == "PERsD-combined"
+    with pytest.raises(TrainError, match="holds several variants"):
+        load_training_data(str(out))
+    with pytest.raises(TrainError, match=r"no variant 'SODA' \(variants: InpD, PERsD, PERsD-combined"):
+        load_training_data(str(out), variant="SODA")
 
 
 def test_plan_estimate_counts_refinements_only_for_failures(persd_recipe, store):
