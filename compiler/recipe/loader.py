@@ -211,5 +211,7 @@ def _check_names(recipe: Recipe, shown: str, lines: dict[Loc, int]) -> None:
         seen[stage.label] = i
     for name in recipe.budget.stages:
         if name not in seen:
-            raise RecipeError(f"budget for unknown stage {name!r}", file=shown,
+            hint = difflib.get_close_matches(name, sorted(seen), n=1, cutoff=0.5)
+            tail = f" (did you mean {hint[0]!r}?)" if hint else f" (stages: {', '.join(seen)})"
+            raise RecipeError(f"budget for unknown stage {name!r}{tail}", file=shown,
                               line=_line(lines, ("budget", "stages", name)), path=f"budget.stages.{name}")

@@ -106,6 +106,10 @@ def test_duplicate_stage_names_and_budget_for_unknown_stage(tmp_path):
     assert "two stages are named 'format'" in err.line()
     err = error_of(tmp_path, GOOD + "budget:\n  stages:\n    teacher_anser: 1.0\n")
     assert err.path == "budget.stages.teacher_anser"
+    assert err.line().endswith(":17 budget.stages.teacher_anser: budget for unknown stage 'teacher_anser' "
+                               "(did you mean 'teacher_answer'?)")
+    err = error_of(tmp_path, GOOD + "budget:\n  stages:\n    judge: 1.0\n")
+    assert err.line().endswith("(stages: teacher_answer, extract_code, execute, filter, format)")
 
 
 def test_duplicate_yaml_key(tmp_path):
