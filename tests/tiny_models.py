@@ -108,7 +108,6 @@ def train_unchanged(dataset, model_dir: Path, out_dir: Path, *, steps: int = 2) 
     """Train with TRL's ``SFTTrainer`` on ``dataset`` exactly as given (no mapping, no column
     selection), the way a user hands it a ``load_from_disk`` result. Returns the first and last
     logged losses and how far the parameters moved (sum of absolute changes)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 

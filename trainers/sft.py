@@ -72,9 +72,9 @@ def train(dataset: Any, *, student: str, out_dir: str | Path, config: SFTRunConf
     """Fine-tune ``student`` on ``dataset`` and save the result into ``out_dir``.
 
     ``dataset``: a ``datasets.Dataset``, a path (see :func:`trainers.data.load_training_data`) or
-    an already loaded :class:`~trainers.data.TrainingData`;
-    a multi-variant export (or a DatasetDict of variants) needs ``variant``. ``student``: ``smollm2-135m``, a local model
-    directory or a Hub id. ``provenance`` supplies or overrides the corpus fields of the record.
+    an already loaded :class:`~trainers.data.TrainingData`; a multi-variant export (or a DatasetDict
+    of variants) needs ``variant``. ``student``: ``smollm2-135m``, a local model directory or a Hub
+    id. ``provenance`` supplies or overrides the corpus fields of the record.
     """
     run = prepare(dataset, student=student, out_dir=out_dir, config=config, lora=lora,
                   provenance=provenance, variant=variant)
