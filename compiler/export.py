@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,6 +54,20 @@ def variant_order(name: str) -> tuple[int, str]:
     return (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name)
 
 
+def variant_dirs(names: list[str]) -> dict[str, str]:
+    """``variants/<NAME>`` per variant; a name is free text (the format stage's ``variant``), so each
+    directory is made one safe path component, distinct from the others."""
+    dirs: dict[str, str] = {}
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "_"
+        sub, k = f"{VARIANTS_DIR}/{base}", 1
+        while sub in dirs.values():
+            k += 1
+            sub = f"{VARIANTS_DIR}/{base}-{k}"
+        dirs[name] = sub
+    return dirs
+
+
 def to_dataset(frame: pl.DataFrame):
     import datasets
 
@@ -64,10 +79,10 @@ def write(frame: pl.DataFrame, out: Path, fmt: str, meta: dict[str, Any]) -> Non
         names = sorted(variants(frame), key=variant_order)
         if len(names) > 1:
             meta["default_variant"] = names[0]
-            meta["variant_dirs"] = {n: f"{VARIANTS_DIR}/{n}" for n in names[1:]}
-            for i, name in enumerate(names):
-                part = to_dataset(frame.filter(pl.col("variant") == name))
-                part.save_to_disk(str(out if i == 0 else out / VARIANTS_DIR / name))
+            meta["variant_dirs"] = variant_dirs(names[1:])
+            for name in names:
+                sub = meta["variant_dirs"].get(name)
+                to_dataset(frame.filter(pl.col("variant") == name)).save_to_disk(str(out / sub if sub else out))
         else:
             to_dataset(frame).save_to_disk(str(out))
     elif fmt == "parquet":
