@@ -109,11 +109,17 @@ def _resolve_hub(name: str, revision: str | None) -> str:
         return snapshot_download(name, revision=revision, local_files_only=True)
     except (OSError, ValueError):
         pass
+    at = f"@{revision}" if revision else ""
     if hub_offline():
-        at = f"@{revision}" if revision else ""
         raise ModelNotFound(
             f"model {name}{at} is not in the local Hugging Face cache and the Hub is offline "
             f"(HF_HUB_OFFLINE); fetch it first with `hf download {name}` or pass a local directory")
+    from evals.datafiles import hub_reachable
+
+    if not hub_reachable():     # fail in a second rather than after the Hub client's minute of retries
+        raise ModelNotFound(
+            f"model {name}{at} is not in the local Hugging Face cache and the Hub cannot be reached from "
+            f"here; fetch it with `hf download {name}` where the Hub is reachable, or pass a local directory")
     return name
 
 

@@ -53,6 +53,24 @@ def test_uncached_hub_id_fails_offline_with_the_fetch_command(tmp_path: Path, mo
     assert "some-org/some-model@v1" in line and "hf download some-org/some-model" in line
 
 
+def test_uncached_hub_id_with_the_hub_out_of_reach_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    """Not flagged offline, but nothing answers at the Hub endpoint (a closed local port here)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(flag, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFound) as exc:
+        resolve_model("some-org/some-model")
+    line = _one_line(exc)
+    assert "the Hub cannot be reached from here" in line and "hf download some-org/some-model" in line
+
+
 def test_name_that_is_no_hub_id_is_rejected() -> None:
     with pytest.raises(ModelNotFound) as exc:
         resolve_model("not a model!")
