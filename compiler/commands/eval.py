@@ -163,5 +163,9 @@ def run(args: argparse.Namespace) -> int:
                     "out_dir": report.out_dir, "seconds": report.seconds})
     else:
         _print_human(run_id, report, linked)
+    skipped = [k for k in settings.ks if f"pass@{k}" not in report.pass_at_k]
+    if skipped and report.pass_at_k:
+        print(f"distillc: note: {', '.join(f'pass@{k}' for k in skipped)} not reported: pass@k needs at least k "
+              f"samples of every problem (fewest here: {report.n}; raise --n)", file=sys.stderr)
     print(f"recorded eval run {run_id} in {path}", file=sys.stderr)
     return 0

@@ -57,6 +57,7 @@ def test_eval_stores_a_complete_row(tmp_path, sample_file):
     store = tmp_path / "st.duckdb"
     code, out, err = cli("eval", "some-model", "--samples", sample_file, "--k", "1,2", "--store", store, "--json")
     assert code == 0, err
+    assert "not reported" not in err          # every asked k is reportable with 2 samples
     shown = json.loads(out)
     con = duckdb.connect(str(store), read_only=True)
     names = [d[0] for d in con.execute("SELECT * FROM eval_runs").description]
@@ -104,6 +105,9 @@ def test_human_output_and_chosen_out_dir(tmp_path, sample_file):
     assert code == 0, err
     assert "pass@1" in out and "0.5000" in out and "3 problems x 2 samples" in out
     assert (tmp_path / "mine" / "results.json").is_file() and "recorded eval run" in err
+    # the default --k 1,10 with 2 samples: pass@10 is left out, and the user is told why
+    assert "pass@10" not in out
+    assert "note: pass@10 not reported: pass@k needs at least k samples of every problem (fewest here: 2" in err
 
 
 @pytest.mark.parametrize("argv,message", [
