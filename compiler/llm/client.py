@@ -82,10 +82,11 @@ class LLMClient:
         where = self.config.base_url or "the OpenAI API"
         unsent = sum(len(j.indices) for j in outcome.not_sent)
         held = f", {unsent} requests were never sent" if unsent else ""
+        slow = f" (or raise {self.role}.timeout_s)" if outcome.halted.startswith("unresponsive") else ""
         return BackendError(
             f"{self.role} {self.backend.model!r} at {where}: {outcome.halted}; no request of stage {stage!r} "
             f"got an answer{held} and the stage was not saved: check {self.role}.base_url, {self.role}.model "
-            f"and ${self.config.api_key_env}, then compile again")
+            f"and ${self.config.api_key_env}{slow}, then compile again")
 
     # -- steps ---------------------------------------------------------------------------------
     def _context(self, stage: str, stage_fp: str) -> CallContext:

@@ -41,7 +41,8 @@ class Outcome:
 
 
 # Failures that mean "this endpoint or this configuration is wrong", not "this request is wrong":
-# before any response arrived, one of them stops the dispatch instead of trying every other job.
+# before any response arrived, one of them stops the dispatch instead of trying every other job (as
+# does a request that used all its attempts on connection errors or timeouts).
 HALTING_FATAL = {"http_401", "http_403", "http_404"}
 
 
@@ -185,8 +186,8 @@ class ConcurrentDispatch:
             self.limit.on_error()
         if job.attempts >= self.max_attempts or self.outcome.halted:
             self.recorder.fail(job, exc.reason, exc.detail, latency)
-            if exc.reason == "connection" and not self._answered:
-                self._halt(f"unreachable ({exc})")
+            if exc.reason in ("connection", "timeout") and not self._answered:
+                self._halt(f"{'unreachable' if exc.reason == 'connection' else 'unresponsive'} ({exc})")
             return False
         await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
         return True

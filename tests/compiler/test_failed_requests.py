@@ -1,6 +1,7 @@
 """Requests that fail for good never become nulls, and a stage whose requests failed only for now
 (an overloaded teacher) is not saved: compiling again retries exactly those requests. A teacher that
-never answers at all (nothing listening, a rejected key) stops the compile at once: exit 1, one line."""
+never answers at all (nothing listening, nothing answered in time, a rejected key) stops the compile
+at once: exit 1, one line."""
 
 from __future__ import annotations
 
@@ -62,6 +63,19 @@ def test_dead_teacher_stops_at_once_with_one_line_and_a_rerun_completes(tmp_path
         r = run_cli("compile", write(tmp_path, server.url), "--store", store, "--json")
         assert r.code == 0, r.err
         assert r.json()["llm_calls"] == 6 == server.tally.answered and r.json()["rows"] == 6
+
+
+def test_a_teacher_that_never_answers_in_time_stops_after_the_first_request_runs_out(tmp_path):
+    store = tmp_path / "s.duckdb"
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_timeout=1.0, hang_s=5)) as server:
+        recipe = tmp_path / "flaky.yaml"
+        recipe.write_text(RECIPE.format(tasks=STARTER, url=server.url).replace(
+            "  max_retries: 1\n  timeout_s: 2\n", "  max_retries: 1\n  timeout_s: 0.5\n  max_concurrency: 1\n"))
+        r = run_cli("compile", recipe, "--store", store)
+        assert server.tally.requests == 2                     # one request, two attempts; nothing else sent
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "unresponsive (timeout: no answer within 0.5s)" in r.err and "5 requests were never sent" in r.err
+    assert "raise teacher.timeout_s" in r.err
 
 
 def test_a_rejected_api_key_stops_after_the_first_answer(tmp_path):
