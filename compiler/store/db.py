@@ -53,7 +53,11 @@ class Store:
         path = str(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(_connect(path, read_only=False), path, read_only=False)
-        store.migrate()
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
@@ -63,7 +67,11 @@ class Store:
             raise StoreError(f"{path}: no store here (compile a recipe first, or pass --store PATH)")
         store = cls(_connect(path, read_only=True), path, read_only=True)
         have, head = store.schema_version(), len(migrations())
+        if have > head:
+            store.close()
+            raise store.newer_error(have, head)
         if have < head:
+            store.close()
             raise StoreError(f"{path}: store schema is at {have}, this distillc needs {head}; "
                              "run `distillc compile` once to migrate it")
         return store
@@ -93,6 +101,8 @@ class Store:
             "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
         )
         current, applied = self.schema_version(), []
+        if current > len(migrations()):    # written by a newer distillc: writing could corrupt it
+            raise self.newer_error(current, len(migrations()))
         for number, name, sql in migrations():
             if number <= current:
                 continue
@@ -101,6 +111,10 @@ class Store:
                 self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
             applied.append(number)
         return applied
+
+    def newer_error(self, have: int, head: int) -> StoreError:
+        return StoreError(f"{self.path}: store schema is at {have}, newer than this distillc knows ({head}); "
+                          "upgrade distillc to use this store")
 
     # -- transactions ----------------------------------------------------------------------------
     @contextmanager

@@ -25,6 +25,17 @@ def test_readonly_needs_an_existing_store(tmp_path):
     assert not (tmp_path / "missing.duckdb").exists()
 
 
+def test_a_store_from_a_newer_distillc_is_refused_for_reading_and_writing(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store.open(path) as store:
+        store.con.execute("INSERT INTO schema_migrations VALUES (?, 'from-the-future', now())", [len(migrations()) + 5])
+    before = path.read_bytes()
+    for opener in (Store.open, Store.open_readonly):
+        with pytest.raises(StoreError, match=rf"schema is at {len(migrations()) + 5}, newer than this distillc knows"):
+            opener(path)
+    assert path.read_bytes() == before                    # refused without touching the file
+
+
 def test_readonly_refuses_writes(tmp_path):
     path = tmp_path / "s.duckdb"
     Store.open(path).close()
