@@ -67,7 +67,8 @@ def test_dead_teacher_stops_at_once_with_one_line_and_a_rerun_completes(tmp_path
 
 def test_a_teacher_that_never_answers_in_time_stops_after_the_first_request_runs_out(tmp_path):
     store = tmp_path / "s.duckdb"
-    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_timeout=1.0, hang_s=5)) as server:
+    hangs = Faults(rate_timeout=1.0, hang_s=5)
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=hangs) as server:
         recipe = tmp_path / "flaky.yaml"
         recipe.write_text(RECIPE.format(tasks=STARTER, url=server.url).replace(
             "  max_retries: 1\n  timeout_s: 2\n", "  max_retries: 1\n  timeout_s: 0.5\n  max_concurrency: 1\n"))
