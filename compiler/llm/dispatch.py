@@ -137,7 +137,7 @@ class ConcurrentDispatch:
         await self.limit.acquire()
         if job.attempts > 0:
             return True
-        if not self.admits():
+        if self._stopped or not self.admits():   # halted meanwhile, or the budget says no
             self.limit.release()
             self._ready.appendleft(job)
             self._stopped = True

@@ -92,6 +92,20 @@ def test_a_rejected_api_key_stops_after_the_first_answer(tmp_path):
     assert run_cli("ls", "--store", store, "--json").json()["corpora"] == []
 
 
+def test_requests_waiting_for_a_slot_when_the_endpoint_is_found_dead_are_not_sent(tmp_path):
+    """30 requests, up to 64 at once, but the adaptive limit starts at 16: the 14 waiting for a slot
+    when the first 401 comes back are handed back unsent, not sent one by one as slots free up."""
+    with LoopbackServer(answer=reference_answerer(starter_tasks()), faults=Faults(rate_401=1.0)) as server:
+        recipe = tmp_path / "flaky.yaml"
+        recipe.write_text(RECIPE.format(tasks=STARTER, url=server.url).replace("    limit: 6\n", "    limit: 30\n")
+                          .replace("  max_retries: 1\n", "  max_retries: 1\n  max_concurrency: 64\n"))
+        r = run_cli("compile", recipe, "--store", tmp_path / "s.duckdb")
+    assert r.code == 1 and "http_401" in r.err
+    assert server.tally.requests <= 16, server.tally.requests
+    unsent = int(r.err.split(" requests were never sent")[0].rsplit(" ", 1)[1])
+    assert unsent == 30 - server.tally.requests
+
+
 def test_a_teacher_that_answered_once_is_not_halted_by_later_rejections(tmp_path):
     """Once any answer came back, a 401 is about that request (a key scoped per model, say): the rest
     are still tried. Seed 0's first draw is not a fault, so the first request is answered."""
