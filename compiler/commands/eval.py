@@ -19,6 +19,7 @@ from compiler.errors import DistillcError, StoreError, UsageError
 
 NAME = "eval"
 HELP = "evaluate a model's pass@k on HumanEval / MBPP / MBPP+ in the sandbox and record the run"
+DEFAULT_KS = "1,10"
 EXAMPLE = "distillc eval smollm2-135m --benchmark humaneval --limit 5 --max-new-tokens 128 --json"
 STORE_WAIT_SECONDS = 60.0
 
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=1, metavar="N", help="samples per problem (default 1)")
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=0.95, metavar="P", help="nucleus mass (default 0.95)")
-    p.add_argument("--k", default="1,10", metavar="K,K", help="pass@k to report, for k <= n (default 1,10)")
+    p.add_argument("--k", default=None, metavar="K,K", help="pass@k to report, for k <= n (default 1,10)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N problems")
     p.add_argument("--multistep", type=int, default=0, metavar="R",
                    help="PERsD multi-step inference: up to R self-refinements on the seen tests")
@@ -57,7 +58,7 @@ def settings_from(args: argparse.Namespace):
     from evals.run import EvalSettings
 
     try:
-        ks = tuple(parse_ks(args.k))
+        ks = tuple(parse_ks(args.k or DEFAULT_KS))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.max_new_tokens < 1 or args.batch_size < 1:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_human(run_id, report, linked)
     skipped = [k for k in settings.ks if f"pass@{k}" not in report.pass_at_k]
-    if skipped and report.pass_at_k:
+    if skipped and report.pass_at_k and args.k is not None:    # the default 1,10 fits whatever n is given
         print(f"distillc: note: {', '.join(f'pass@{k}' for k in skipped)} not reported: pass@k needs at least k "
               f"samples of every problem (fewest here: {report.n}; raise --n)", file=sys.stderr)
     print(f"recorded eval run {run_id} in {path}", file=sys.stderr)

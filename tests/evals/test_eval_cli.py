@@ -105,9 +105,11 @@ def test_human_output_and_chosen_out_dir(tmp_path, sample_file):
     assert code == 0, err
     assert "pass@1" in out and "0.5000" in out and "3 problems x 2 samples" in out
     assert (tmp_path / "mine" / "results.json").is_file() and "recorded eval run" in err
-    # the default --k 1,10 with 2 samples: pass@10 is left out, and the user is told why
-    assert "pass@10" not in out
-    assert "note: pass@10 not reported: pass@k needs at least k samples of every problem (fewest here: 2" in err
+    # the default --k 1,10 with 2 samples: pass@10 is left out quietly; asked for explicitly, the user is told why
+    assert "pass@10" not in out and "not reported" not in err
+    code, out, err = cli("eval", "m", "--samples", sample_file, "--store", tmp_path / "st.duckdb", "--k", "1,5,10")
+    assert code == 0 and "pass@5" not in out
+    assert "note: pass@5, pass@10 not reported: pass@k needs at least k samples of every problem (fewest here: 2" in err
 
 
 @pytest.mark.parametrize("argv,message", [
