@@ -27,6 +27,7 @@ Benchmark = Literal["humaneval", "mbpp", "mbpp+"]
 
 MBPP_HUB_ID = "google-research-datasets/mbpp"
 MBPP_PLUS_HUB_ID = "evalplus/mbppplus"
+LOCAL_COPY = "pass one with --data PATH"   # how `distillc eval` points at a local copy
 # The official MBPP task-id ranges of each split (the sanitized file keeps a subset of each).
 MBPP_SPLITS: dict[str, tuple[int, int]] = {
     "prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974),
@@ -151,8 +152,8 @@ def _load_mbpp(path: str | None, subset: str | None, revision: str | None) -> li
         rows = [r for r in rows if mbpp_split_of(int(r["task_id"])) in splits]
         origin = str(path)
     else:
-        rows = [r for s in splits for _, r in hub_rows(MBPP_HUB_ID, "sanitized", s, revision,
-                                                             local_copy="pass one with --data PATH")]
+        rows = [r for s in splits
+                for _, r in hub_rows(MBPP_HUB_ID, "sanitized", s, revision, local_copy=LOCAL_COPY)]
         origin = f"{MBPP_HUB_ID} (sanitized)"
     rows = sorted(rows, key=lambda r: int(r["task_id"]))
     return [mbpp_problem(r, origin) for r in rows]
@@ -189,8 +190,8 @@ def mbpp_plus_problem(row: Row, origin: str) -> Problem:
 def _load_mbpp_plus(path: str | None, revision: str | None) -> list[Problem]:
     if path:
         return [mbpp_plus_problem(r, str(path)) for _, r in iter_rows(path, "jsonl")]
-    return [mbpp_plus_problem(r, MBPP_PLUS_HUB_ID) for _, r in hub_rows(MBPP_PLUS_HUB_ID, None, "test", revision,
-                                                                            local_copy="pass one with --data PATH")]
+    rows = hub_rows(MBPP_PLUS_HUB_ID, None, "test", revision, local_copy=LOCAL_COPY)
+    return [mbpp_plus_problem(r, MBPP_PLUS_HUB_ID) for _, r in rows]
 
 
 # -- entry point -----------------------------------------------------------------------------------

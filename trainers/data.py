@@ -89,14 +89,13 @@ def _variant_dir(path: Path, meta: dict[str, Any], variant: str | None, where: s
     dirs = meta.get("variant_dirs")
     if not isinstance(dirs, dict):
         return path
-    names = [str(meta.get("default_variant")), *dirs]
+    names = sorted([str(meta.get("default_variant")), *dirs])
     if not variant:
-        raise TrainError(f"{where} holds several variants ({', '.join(sorted(names))}): choose one "
-                         f"(CORPUS:VARIANT, DIR:VARIANT or variant=...)")
+        raise _several_variants(where, names)
     if variant in dirs:
         return path / dirs[variant]
     if variant != meta.get("default_variant"):
-        raise TrainError(f"{where} has no variant {variant!r} (variants: {', '.join(sorted(names))})")
+        raise _no_variant(where, variant, names)
     return path
 
 
@@ -164,7 +163,7 @@ def select_variant(loaded: Any, variant: str | None, where: str) -> tuple[Any, s
         return loaded, names[0] if len(names) == 1 else None
     have = variant_names(loaded)
     if variant not in have:
-        raise TrainError(f"{where} has no variant {variant!r} (variants: {', '.join(have) or 'none'})")
+        raise _no_variant(where, variant, have)
     return loaded.filter(lambda v: v == variant, input_columns="variant"), variant
 
 
@@ -173,11 +172,19 @@ def _from_dict(loaded: Any, variant: str | None, where: str) -> tuple[Any, str]:
     if variant is None and len(names) == 1:
         variant = names[0]
     if variant is None:
-        raise TrainError(f"{where} holds several variants ({', '.join(names)}): choose one "
-                         f"(CORPUS:VARIANT, DIR:VARIANT or variant=...)")
+        raise _several_variants(where, names)
     if variant not in loaded:
-        raise TrainError(f"{where} has no variant {variant!r} (variants: {', '.join(names)})")
+        raise _no_variant(where, variant, names)
     return loaded[variant], variant
+
+
+def _several_variants(where: str, names: list[str]) -> TrainError:
+    return TrainError(f"{where} holds several variants ({', '.join(names)}): choose one "
+                      f"(CORPUS:VARIANT, DIR:VARIANT or variant=...)")
+
+
+def _no_variant(where: str, variant: str, names: list[str]) -> TrainError:
+    return TrainError(f"{where} has no variant {variant!r} (variants: {', '.join(names) or 'none'})")
 
 
 def variant_names(dataset: Any) -> list[str]:

@@ -44,6 +44,7 @@ class Outcome:
 # before any response arrived, one of them stops the dispatch instead of trying every other job (as
 # does a request that used all its attempts on connection errors or timeouts).
 HALTING_FATAL = {"http_401", "http_403", "http_404"}
+NO_RESPONSE = {"connection": "unreachable", "timeout": "unresponsive"}   # retryable reasons without any reply
 
 
 class ConcurrentDispatch:
@@ -155,7 +156,7 @@ class ConcurrentDispatch:
                 completion = await self.backend.acomplete(job.request)
             except RetryableError as exc:
                 self.limit.release()
-                if exc.reason not in ("connection", "timeout"):
+                if exc.reason not in NO_RESPONSE:
                     self._answered = True
                 if not await self._after_retryable(job, exc, time.monotonic() - t0):
                     return
@@ -186,8 +187,8 @@ class ConcurrentDispatch:
             self.limit.on_error()
         if job.attempts >= self.max_attempts or self.outcome.halted:
             self.recorder.fail(job, exc.reason, exc.detail, latency)
-            if exc.reason in ("connection", "timeout") and not self._answered:
-                self._halt(f"{'unreachable' if exc.reason == 'connection' else 'unresponsive'} ({exc})")
+            if exc.reason in NO_RESPONSE and not self._answered:
+                self._halt(f"{NO_RESPONSE[exc.reason]} ({exc})")
             return False
         await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
         return True

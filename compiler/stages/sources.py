@@ -119,8 +119,8 @@ def _raw_rows(cfg: SourceConfig, base_dir: Path) -> Iterator[tuple[str, Row]]:
     if cfg.kind == "mbpp":
         return _mbpp_rows(cfg, local)
     directory = _local_dataset_dir(cfg, base_dir)
-    return hub_rows(str(directory or cfg.dataset), cfg.config, cfg.split, cfg.revision,
-                    local_copy="set the source's `dataset` to a local dataset directory or use a jsonl/json/parquet source")
+    return hub_rows(str(directory or cfg.dataset), cfg.config, cfg.split, cfg.revision, local_copy=(
+        "set the source's `dataset` to a local dataset directory or use a jsonl/json/parquet source"))
 
 
 def _mbpp_rows(cfg: SourceConfig, local: Path | None) -> Iterator[tuple[str, Row]]:

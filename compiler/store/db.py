@@ -100,10 +100,10 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
         )
-        current, applied = self.schema_version(), []
-        if current > len(migrations()):    # written by a newer distillc: writing could corrupt it
-            raise self.newer_error(current, len(migrations()))
-        for number, name, sql in migrations():
+        current, applied, known = self.schema_version(), [], migrations()
+        if current > len(known):    # written by a newer distillc: writing could corrupt it
+            raise self.newer_error(current, len(known))
+        for number, name, sql in known:
             if number <= current:
                 continue
             with self.transaction():
