@@ -82,7 +82,7 @@ def teacher_calls(store_path: str, corpus: str) -> dict[str, int]:
 
 
 def persd_funnel(store_path: str) -> dict[str, Any]:
-    from compiler.inspect import persd_funnel as funnel
+    from compiler.methods.persd.funnel import persd_funnel as funnel
     from compiler.store.db import Store
     from compiler.store.versions import resolve
 

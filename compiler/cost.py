@@ -135,7 +135,7 @@ def version_cost(store: Store, version: Version, by: str | None) -> dict[str, An
         groups = ledger.totals(store.con, by=by, stage_fps=fps)
         if by == "stage":
             order = {s["name"]: i for i, s in enumerate(version.stages)}
-            groups.sort(key=lambda g: order.get(g["stage"], len(order)))
+            groups.sort(key=lambda g: (order.get(g["stage"].split(":")[0], len(order)), g["stage"]))
         out["by"], out["groups"] = by, groups
     elif by == "example":
         ex = per_example(store, version)

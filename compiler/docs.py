@@ -77,14 +77,34 @@ def field_rows(model: type[BaseModel]) -> list[str]:
     return rows
 
 
+SCOPES = {"row": "row-wise (each output row from one input row)", "task": "per task (the rows of one task together)",
+          "frame": "whole frame (needs every row)"}
+
+
+def column_list(columns: Any) -> str:
+    return ", ".join(f"`{c.name}`" + (f" (param `{c.param}`)" if c.param else "") for c in columns) or "nothing"
+
+
+def render_wiring(cls: Any) -> list[str]:
+    """What the stage reads and writes with its default params, and its scope."""
+    params = cls.Params.model_construct()
+    cols = cls.columns(params)
+    reads = column_list(cols.reads)
+    if cols.any_of:
+        reads = (reads + "; " if cols.reads else "") + "any of " + column_list(cols.any_of)
+    writes = column_list(cols.writes) + (" (its output replaces the frame: records only)" if cols.replaces else "")
+    return [f"- reads: {reads}", f"- writes: {writes}", f"- scope: {SCOPES[cls.scope_for(params)]}", ""]
+
+
 def render_stage(cls: Any) -> list[str]:
     out = [f"### `{cls.name}`", "", inspect.cleandoc(cls.__doc__ or "").replace("\n", " "), ""]
-    facts = [f"version {cls.version}"]
+    facts = [f"version {cls.version}", f"method {cls.method}" if cls.method else "shared pipeline"]
     if cls.roles:
         facts.append("calls the " + " and ".join(cls.roles) + " model")
     if cls.sandbox:
         facts.append("runs programs in the sandbox")
     out += ["*" + "; ".join(facts) + "*", ""]
+    out += render_wiring(cls)
     if cls.Params.model_fields:
         out += field_rows(cls.Params)
         out += long_defaults(cls.Params)

@@ -4,7 +4,7 @@ failed export leaves nothing half-written.
 
 An ``hf`` export is always one ``datasets.Dataset`` at the top of ``OUT``, so
 ``SFTTrainer(train_dataset=load_from_disk(OUT))`` trains on it unchanged. A corpus with several
-variants (PERsD's training sets) puts its default variant there (the first of :data:`PREFERRED`
+variants (PERsD's training sets) puts its default variant there (the first of the methods' preferred variants, then StanD,
 it has, else the first by name) and every other variant in ``OUT/variants/<NAME>/``, each a
 Dataset too; ``distillc.json`` lists them under ``variant_dirs``. ``--variant NAME`` exports one."""
 
@@ -26,7 +26,6 @@ from compiler.store.db import Store
 from compiler.store.versions import Version
 
 TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
-PREFERRED = ("PERsD-combined", "PERsD", "StanD")   # the default variant when a corpus has these
 VARIANTS_DIR = "variants"
 META_COLUMNS = ("task_id", "variant", "source", "row_id")
 
@@ -51,7 +50,10 @@ def variants(frame: pl.DataFrame) -> list[str]:
 
 def variant_order(name: str) -> tuple[int, str]:
     """Sort key: the preferred variants first (the first is the default), then by name."""
-    return (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name)
+    from compiler.methods import preferred_variants
+
+    preferred = preferred_variants()
+    return (preferred.index(name) if name in preferred else len(preferred), name)
 
 
 def variant_dirs(names: list[str]) -> dict[str, str]:

@@ -6,7 +6,6 @@ identified by id/config/split/revision.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from compiler.stages import load_all
 from compiler.stages.base import Stage
 
 SOURCES_STAGE = "sources"
-SOURCES_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,29 @@ class Plan:
 
 
 def sandbox_identity() -> dict[str, Any]:
-    """What about the sandbox determines execution results (enters fingerprints of stages that run code)."""
-    import evals.sandbox as sandbox
+    """What about the sandbox determines execution results (enters fingerprints of stages that run
+    code): its semantics version and the runtime it judges with (Python and numpy versions). Read
+    from the sandbox itself, never defaulted: a missing identity is an error."""
+    from evals.sandbox.cache import SEMANTICS_VERSION, runtime_version
 
-    return {"sandbox": getattr(sandbox, "SANDBOX_VERSION", 1), "python": platform.python_version()}
+    return {"semantics": SEMANTICS_VERSION, "runtime": runtime_version("python")}
+
+
+def stage_identity(recipe: Any, cls: type[Stage], params: BaseModel) -> dict[str, Any]:
+    """What besides its params and parent determines a stage's output: the identity of each model
+    it calls, the recipe's seed when it samples (and its params fix no seed of their own), and the
+    sandbox's identity when it runs programs."""
+    extra: dict[str, Any] = {}
+    for role in cls.roles:
+        config = recipe.model_for(role)
+        if config is None:
+            raise RuntimeError(f"stage {cls.name!r} calls the {role} model, which the recipe lacks")
+        extra[role] = config.identity()
+    if cls.samples(params) and getattr(params, "seed", None) is None:
+        extra["seed"] = recipe.seed
+    if cls.sandbox:
+        extra["sandbox"] = sandbox_identity()
+    return extra
 
 
 def _identity(loaded: LoadedRecipe, i: int) -> dict[str, Any]:
@@ -75,18 +92,14 @@ def make_plan(loaded: LoadedRecipe) -> Plan:
     recipe = loaded.recipe
     sources = [{"config": s.model_dump(mode="json", exclude_defaults=True),
                 "content": _identity(loaded, i)} for i, s in enumerate(recipe.sources)]
+    from compiler.stages.sources import SOURCES_VERSION
+
     fp = fingerprint({"stage": f"{SOURCES_STAGE}@{SOURCES_VERSION}", "sources": sources})
     steps = [Step(0, SOURCES_STAGE, SOURCES_STAGE, SOURCES_VERSION, fp, None, None, None)]
     registry = load_all()
     for i, (cfg, params) in enumerate(zip(recipe.stages, loaded.stage_params), start=1):
         cls = registry[cfg.uses]
-        extra: dict[str, Any] = {}
-        for role in cls.roles:
-            extra[role] = recipe.model_for(role).identity()  # type: ignore[union-attr]
-        if cls.roles:
-            extra["seed"] = recipe.seed
-        if cls.sandbox:
-            extra["sandbox"] = sandbox_identity()
+        extra = stage_identity(recipe, cls, params)
         fp = stage_fingerprint(parents=[steps[-1].fingerprint], uses=cfg.uses, version=cls.version,
                                params=params, extra=extra or None)
         steps.append(Step(i, cfg.label, cfg.uses, cls.version, fp, steps[-1].fingerprint, params, cls))

@@ -3,6 +3,8 @@ order, commits each output atomically, and records the corpus version."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -103,14 +105,18 @@ class StageContext:
     def progress(self, total: int | None, desc: str | None = None):
         return progress_bar(total, desc or self.name)
 
-    def generate(self, role: str, requests: Sequence[Any], *, model: str | None = None) -> list[Any]:
+    def generate(self, role: str, requests: Sequence[Any], *, model: str | None = None,
+                 part: str | None = None) -> list[Any]:
         """LLM results for ``requests`` (in order) from the recipe's ``role`` model, through the cache
         and the ledger. ``model`` swaps in another model name or path with the same config (e.g. the
-        student checkpoint of a later PERsD round)."""
+        student checkpoint of a later PERsD round). ``part`` labels a second kind of call of the same
+        stage in the ledger (stage ``<name>:<part>``; its budget is the stage's)."""
         if not requests:
             return []
         client = self.services.client(role, model)
-        results = client.generate(list(requests), stage=self.name, stage_fp=self.fingerprint,
+        requests = [seeded(r, self.recipe.seed) for r in requests]
+        label = f"{self.name}:{part}" if part else self.name
+        results = client.generate(requests, stage=label, stage_fp=self.fingerprint,
                                   progress=progress_enabled())
         self.requests += len(results)
         self.failures.extend(r for r in results if not r.ok)
@@ -162,6 +168,26 @@ class StageContext:
     def output_of(self, name: str) -> pl.DataFrame:
         """The stored output of the earlier step ``name`` (see :meth:`earlier`)."""
         return outputs.load_output(self.store, self.earlier(name).fingerprint)
+
+
+SEED_BITS = 31   # OpenAI-compatible servers and llama.cpp take 32-bit seeds; vLLM and torch any int
+
+
+def request_seed(recipe_seed: int, row_id: str, sample_index: int) -> int:
+    """The sampling seed of one request: a hash of the recipe's seed, the row it serves and its
+    sample index, so a new recipe seed draws new samples and the same seed the same ones."""
+    digest = hashlib.sha256(f"{recipe_seed}\x1f{row_id}\x1f{sample_index}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % (1 << SEED_BITS)
+
+
+def seeded(req: Any, recipe_seed: int) -> Any:
+    """``req`` with its seed set from the recipe's when it samples (temperature > 0) and has none;
+    greedy requests stay unseeded (their answer does not depend on a seed, so neither does their
+    cache key)."""
+    if req.seed is not None or req.temperature <= 0:
+        return req
+    row = req.served_rows[0] if req.served_rows else ""
+    return dataclasses.replace(req, seed=request_seed(recipe_seed, row, req.sample_index))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import argparse
 from compiler.commands.common import add_json, add_store, money, print_json, print_table, store_path
 
 NAME = "show"
-HELP = "show a corpus version: rows in/out, drops by reason, LLM calls and cost per stage"
+HELP = ("show a corpus version: rows in/out, drops by reason, LLM calls and cost per stage, and the "
+        "funnel of each method it was built with")
 EXAMPLE = "distillc show quickstart@1 --json"
 
 
@@ -18,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.inspect import funnel, persd_funnel, variant_counts
+    from compiler.inspect import funnel, variant_counts
+    from compiler.methods import all_methods, funnels
     from compiler.store.db import Store
     from compiler.store.versions import resolve
 
@@ -26,13 +28,13 @@ def run(args: argparse.Namespace) -> int:
         v = resolve(store, args.ref)
         stages = funnel(store, v)
         variants = variant_counts(store, v)
-        persd = persd_funnel(store, v)
+        methods = funnels(store, v)
     out = {"corpus": v.corpus, "version": v.version, "ref": v.ref, "fingerprint": v.fingerprint,
            "rows": v.rows, "created_at": str(v.created_at), "variants": variants, "stages": stages,
            "llm_calls": sum(s["llm_calls"] for s in stages), "usd": sum(s["usd"] for s in stages),
            "library_versions": v.library_versions}
-    if persd is not None:
-        out["persd"] = persd
+    out["methods"] = sorted(methods)
+    out.update(methods)                     # each method's own funnel under its name ("persd", ...)
     if args.json:
         print_json(out)
         return 0
@@ -43,15 +45,8 @@ def run(args: argparse.Namespace) -> int:
                   s["llm_calls"], money(s["usd"])] for s in stages])
     if variants:
         print("variants: " + ", ".join(f"{k}={n}" for k, n in variants.items()))
-    if persd is not None:
-        print_persd(persd)
+    for method in all_methods():
+        if method.name in methods:
+            for line in method.render(methods[method.name]):
+                print(line)
     return 0
-
-
-def print_persd(f: dict) -> None:
-    """PERsD's funnel in three lines: tasks and attempts, refinements, kept records per variant."""
-    print(f"persd: tasks={f['tasks']}  attempts={f['attempts']} (passed {f['attempts_passed']}, "
-          f"failed {f['attempts_failed']})")
-    print(f"persd: refinements requested={f['refinements_requested']}  parsed={f['refinements_parsed']}  "
-          f"passed={f['refinements_passed']}")
-    print("persd: kept " + (", ".join(f"{k}={n}" for k, n in f["kept"].items()) or "nothing"))

@@ -42,18 +42,26 @@ class Budget:
                                 [stage_fp]).fetchone()[0]
         self.charge(stage, float(usd))
 
+    @staticmethod
+    def _key(stage: str) -> str:
+        """A stage's budget key: its recipe name (a ledger label ``name:part`` counts for ``name``)."""
+        return stage.split(":", 1)[0]
+
     def charge(self, stage: str, usd: float) -> None:
+        stage = self._key(stage)
         self.spent_total += usd
         self.spent_by_stage[stage] = self.spent_by_stage.get(stage, 0.0) + usd
 
     def admits(self, stage: str) -> bool:
         """May a new call start in ``stage``?"""
+        stage = self._key(stage)
         if self.total_usd is not None and self.spent_total >= self.total_usd:
             return False
         cap = self.per_stage.get(stage)
         return cap is None or self.spent_by_stage.get(stage, 0.0) < cap
 
     def exceeded(self, stage: str, not_sent: int) -> BudgetExceeded:
+        stage = self._key(stage)
         cap = self.per_stage.get(stage)
         if cap is not None and self.spent_by_stage.get(stage, 0.0) >= cap:
             what = f"stage {stage!r} budget {money(cap)} reached ({money(self.spent_by_stage[stage])} spent)"

@@ -49,7 +49,11 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     recipe = _validate(Recipe, data, shown, lines, ())
     params = tuple(_stage_params(recipe, shown, lines))
     _check_names(recipe, shown, lines)
-    return LoadedRecipe(recipe, path.resolve(), text, lines, params, shown)
+    loaded = LoadedRecipe(recipe, path.resolve(), text, lines, params, shown)
+    from compiler.wiring import check_wiring
+
+    check_wiring(loaded)      # every column read is written earlier: before any call or write
+    return loaded
 
 
 # -- YAML with line numbers --------------------------------------------------------------------

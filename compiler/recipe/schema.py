@@ -81,7 +81,8 @@ class ModelConfig(Strict):
 
 class StageConfig(Strict):
     uses: str = Field(description="the registered stage to run (see the stage reference)")
-    name: str | None = Field(default=None, description="unique name in the recipe (default: `uses`)")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                             description="unique name in the recipe (default: `uses`; letters, digits, `_.-`)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the stage's params")
 
     @property
@@ -109,7 +110,9 @@ class Recipe(Strict):
     stages: list[StageConfig] = Field(default_factory=list, description="the ordered stages")
     export: ExportConfig = Field(default_factory=ExportConfig, description="export defaults")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="spending limits")
-    seed: int = Field(default=0, description="seed for every sampling stage (enters their fingerprints)")
+    seed: int = Field(default=0, description="seeds every sampling request (temperature > 0) of every stage: "
+                      "each gets a seed from this, its row and its sample index; enters the fingerprints of "
+                      "sampling stages, so a new seed draws new samples and the old one finds them again")
 
     def model_for(self, role: str) -> ModelConfig | None:
         return {"teacher": self.teacher, "student": self.student, "judge": self.judge}.get(role)

@@ -1,32 +1,31 @@
-"""Stage registry. Importing this package registers every stage; add new stage modules to
-``_MODULES``."""
+"""Stage registry. Stages are discovered: every module of the shared pipeline (this package) and of
+every method package (``compiler/methods/<method>/``) is imported, and each ``@register``-ed class
+joins the registry. Adding a stage is adding a module; no list is kept by hand."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from compiler.stages.base import REGISTRY, Stage, StageOutput, register
 
-_MODULES = (
-    "generate",
-    "extract",
-    "execute",
-    "filters",
-    "format",
-    "dedup",
-    "decontaminate",
-    "persd_tests",
-    "persd_attempt",
-    "persd_refine",
-    "persd_parse",
-    "persd_emit",
-    "persd_rounds",
-)
+_PACKAGES = ("compiler.stages", "compiler.methods")
+_loaded = False
+
+
+def _import_tree(package: str) -> None:
+    pkg = importlib.import_module(package)
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        importlib.import_module(info.name)
 
 
 def load_all() -> dict[str, type[Stage]]:
-    for name in _MODULES:
-        importlib.import_module(f"compiler.stages.{name}")
+    """Every registered stage by name (imports the stage packages once)."""
+    global _loaded
+    if not _loaded:
+        for package in _PACKAGES:
+            _import_tree(package)
+        _loaded = True
     return REGISTRY
 
 

@@ -4,13 +4,22 @@ frame produced by the previous stage into a new frame, recording why it dropped 
 Frames are polars DataFrames. Every frame has ``row_id`` (str) and ``parent_ids`` (list[str]);
 rows made from other rows get new ids derived from their parents' (``derive_id``), rows carried
 through keep theirs. The task columns (``TASK_COLUMNS``) travel with every row.
+
+A stage declares its wiring (:class:`Columns`): the columns it reads and the ones it adds, as
+templates that may name its params (``"{prefix}_passed"``), whether its output replaces the frame
+(training records) and its ``scope``: ``row`` (each output row depends on one input row: it may run
+on partitions, on other machines), ``task`` (it looks at the rows of one task together) or
+``frame`` (it needs every row: dedup, decisions over the whole set). :mod:`compiler.wiring` checks
+a recipe's wiring before anything runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +55,65 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+Scope = Literal["row", "task", "frame"]
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column a stage reads or writes; ``param`` names the param it came from, if any."""
+
+    name: str
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A stage's wiring for given params. ``any_of``: at least one of these must exist (stages that
+    read "those present", like dedup). ``replaces``: the output holds only ``writes`` (records)."""
+
+    reads: tuple[Column, ...] = ()
+    writes: tuple[Column, ...] = ()
+    any_of: tuple[Column, ...] = ()
+    replaces: bool = False
+
+    @staticmethod
+    def of(params: "Params | None", *, reads: tuple[str, ...] = (), writes: tuple[str, ...] = (),
+           any_of: tuple[str, ...] = (), replaces: bool = False) -> "Columns":
+        return Columns(expand(reads, params), expand(writes, params), expand(any_of, params), replaces)
+
+
+def placeholders(*texts: str | None) -> tuple[str, ...]:
+    """The ``{column}`` names a prompt template fills from the row (``{{``/``}}`` are literal
+    braces); raises ValueError for a malformed template."""
+    names: list[str] = []
+    for text in texts:
+        for _, field, _, _ in string.Formatter().parse(text or ""):
+            if field is not None:
+                name = re.split(r"[.\[!:]", field, maxsplit=1)[0]
+                if not name:
+                    raise ValueError(f"a template placeholder needs a column name, got {{{field}}}")
+                names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def expand(templates: tuple[str, ...], params: "Params | None") -> tuple[Column, ...]:
+    """Column templates filled from params: ``"{code}"`` is the value of param ``code``; a param
+    holding a list gives one column per entry; a param that is None drops the column."""
+    out: list[Column] = []
+    for template in templates:
+        names = _PLACEHOLDER.findall(template)
+        if not names:
+            out.append(Column(template))
+            continue
+        if params is None or len(names) != 1:
+            raise ValueError(f"column template {template!r}: one placeholder, with params")
+        value = getattr(params, names[0])
+        values = value if isinstance(value, (list, tuple)) else [value]
+        out += [Column(template.replace("{" + names[0] + "}", str(v)), names[0]) for v in values if v is not None]
+    return tuple(out)
+
+
 @dataclass
 class StageOutput:
     frame: pl.DataFrame
@@ -53,17 +121,48 @@ class StageOutput:
 
 
 class Stage:
-    """Subclass, set ``name``, ``version``, ``Params`` and ``roles`` (models it calls), and
-    implement :meth:`run`. Bump ``version`` whenever the stage's behaviour changes."""
+    """Subclass, set ``name``, ``version``, ``Params``, ``roles`` (models it calls) and its wiring
+    (``reads``/``writes`` templates and ``scope``, or override :meth:`columns`), and implement
+    :meth:`run`. Bump ``version`` whenever the stage's behaviour changes: ``compiler/stage_versions.json``
+    records each stage's version with a hash of the code that defines its behaviour, and a test fails
+    when that code changes and the version does not (``python -m compiler.stagelock --write``)."""
 
     name: ClassVar[str]
     version: ClassVar[int] = 1
     Params: ClassVar[type[Params]] = Params
     roles: ClassVar[tuple[str, ...]] = ()  # "teacher" / "student" / "judge": enter the fingerprint
     sandbox: ClassVar[bool] = False  # runs programs (its fingerprint includes the sandbox version)
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    scope: ClassVar[Scope] = "row"
+    method: ClassVar[str | None] = None  # set on registration: the method package it lives in
 
     def __init__(self, params: Params):
         self.params = params
+
+    @classmethod
+    def columns(cls, params: Params) -> Columns:
+        """The columns this stage reads and writes with these params."""
+        return Columns.of(params, reads=cls.reads, writes=cls.writes)
+
+    @classmethod
+    def scope_for(cls, params: Params) -> Scope:
+        """``row``, ``task`` or ``frame`` for these params (see the module docstring)."""
+        return cls.scope
+
+    @classmethod
+    def samples(cls, params: Params) -> bool:
+        """Whether the stage draws samples (LLM calls at temperature > 0). Unless its params fix a
+        ``seed``, the recipe's ``seed`` then enters its fingerprint and seeds each of its requests."""
+        if not cls.roles:
+            return False
+        temperature = getattr(params, "temperature", None)
+        return temperature is None or temperature > 0
+
+    @classmethod
+    def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
+        """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
+        return ()
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         raise NotImplementedError
@@ -73,8 +172,12 @@ REGISTRY: dict[str, type[Stage]] = {}
 
 
 def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: adds the stage to the registry under its ``name``; a stage defined in
+    ``compiler/methods/<m>/`` belongs to method ``m``."""
     if cls.name in REGISTRY:
         raise RuntimeError(f"stage {cls.name!r} registered twice")
+    parts = cls.__module__.split(".")
+    cls.method = parts[2] if parts[:2] == ["compiler", "methods"] and len(parts) > 3 else None
     REGISTRY[cls.name] = cls
     return cls
 

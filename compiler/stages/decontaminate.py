@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.errors import DistillcError
-from compiler.stages.base import Params, Stage, StageOutput, register, rejections
+from compiler.stages.base import Columns, Params, Stage, StageOutput, register, rejections
 from compiler.stages.dedup import present_columns, tokens
 from compiler.stages.sources import resolve_path
 from evals.codeinfo import function_docstring, split_at_header
@@ -133,6 +133,10 @@ class Decontaminate(Stage):
         humaneval_path: str | None = Field(default=None, description="local HumanEval jsonl(.gz)")
         mbpp_path: str | None = Field(default=None, description="local (sanitized) MBPP file")
         mbpp_plus_path: str | None = Field(default=None, description="local MbppPlus.jsonl.gz")
+
+    @classmethod
+    def columns(cls, params: "Decontaminate.Params") -> Columns:
+        return Columns.of(params, any_of=("{columns}",))
 
     def index(self, base_dir: Path) -> BenchmarkIndex:
         p = self.params

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field
 
 from compiler.errors import DistillcError
-from compiler.stages.base import Params, Stage, StageOutput, register, rejections
+from compiler.stages.base import Columns, Params, Scope, Stage, StageOutput, register, rejections
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -62,6 +62,7 @@ class Dedup(Stage):
 
     name = "dedup"
     version = 1
+    scope = "frame"
 
     class Params(Params):
         columns: list[str] = Field(default_factory=lambda: ["instruction", "code"],
@@ -74,6 +75,14 @@ class Dedup(Stage):
         shingle: int = Field(default=3, ge=1, description="tokens per shingle")
         num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations")
         seed: int = Field(default=1, description="MinHash seed")
+
+    @classmethod
+    def columns(cls, params: "Dedup.Params") -> Columns:
+        return Columns.of(params, any_of=("{columns}",))
+
+    @classmethod
+    def scope_for(cls, params: "Dedup.Params") -> Scope:
+        return "task" if params.scope == "task" else "frame"
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         columns = present_columns(frame, self.params.columns, self.name)

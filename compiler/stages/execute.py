@@ -50,6 +50,9 @@ class Execute(Stage):
     name = "execute"
     version = 1
     sandbox = True
+    reads = ("{code}", "tests")
+    writes = tuple(f"{{prefix}}_{c}" for c in ("passed", "status", "feedback", "n_passed", "n_total", "detail",
+                                               "isolation"))
 
     class Params(Params):
         code: str = Field(default="code", description="column holding the program")

@@ -24,6 +24,8 @@ class ExtractCode(Stage):
 
     name = "extract_code"
     version = 1
+    reads = ("{column}", "entry_point")
+    writes = ("{output}",)
 
     class Params(Params):
         column: str = Field(default="answer", description="text column to read")

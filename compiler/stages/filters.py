@@ -9,7 +9,7 @@ from pydantic import Field
 
 from compiler.codeparse import defines
 from compiler.errors import DistillcError
-from compiler.stages.base import Params, Stage, StageOutput, empty_rejections, register, rejections
+from compiler.stages.base import Params, Scope, Stage, StageOutput, empty_rejections, register, rejections
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -31,6 +31,7 @@ class Filter(Stage):
 
     name = "filter"
     version = 1
+    reads = ("{passed}", "{code}", "entry_point")
 
     class Params(Params):
         passed: str | None = Field(default="exec_passed", description="boolean column that must be true "
@@ -40,6 +41,10 @@ class Filter(Stage):
         min_lines: int = Field(default=1, ge=0, description="minimum non-blank code lines")
         max_chars: int | None = Field(default=20000, ge=1, description="maximum code length in characters")
         max_per_task: int | None = Field(default=None, ge=1, description="keep at most this many rows per task")
+
+    @classmethod
+    def scope_for(cls, params: "Filter.Params") -> Scope:
+        return "task" if params.max_per_task is not None else "row"
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         p = self.params

@@ -9,8 +9,8 @@ import polars as pl
 from pydantic import Field
 
 from compiler.codeparse import split_function
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, parent_link, register, rejections
-from compiler.stages.generate import TEACHER_TEMPLATE, render, with_signature_hint
+from compiler.stages.base import Columns, Params, Stage, StageOutput, derive_id, parent_link, register, rejections
+from compiler.stages.generate import TEACHER_TEMPLATE, render, template_columns, with_signature_hint
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -61,6 +61,16 @@ class Format(Stage):
         fence: bool = Field(default=True, description="wrap code completions in a ```python fence")
         system: str | None = Field(default=None, description="system message (style: messages)")
         variant: str = Field(default="StanD", description="variant name stored with every record")
+
+    @classmethod
+    def columns(cls, params: "Format.Params") -> Columns:
+        if params.prompt == "persd":
+            reads: tuple[str, ...] = ("instruction", "entry_point", "{code}")
+        else:
+            target = "{answer}" if params.completion == "answer" else "{code}"
+            reads = (*template_columns(params.template), target)
+        content = ("prompt", "completion") if params.style == "prompt_completion" else ("messages",)
+        return Columns.of(params, reads=(*reads, "source"), writes=(*RECORD_COLUMNS, *content), replaces=True)
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         pairs = [self._pair(row) for row in frame.iter_rows(named=True)]

@@ -11,7 +11,8 @@ import polars as pl
 from pydantic import Field
 
 from compiler.llm.types import LLMRequest, LLMResult
-from compiler.stages.base import Params, Stage, StageOutput, derive_id, parent_link, register, rejections
+from compiler.stages.base import (Columns, Params, Stage, StageOutput, derive_id, parent_link, placeholders,
+                                  register, rejections)
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -69,6 +70,13 @@ def request_for(row: dict[str, Any], *, system: str | None, template: str, tempe
                       served_rows=(row["row_id"],))
 
 
+def template_columns(*templates: str | None) -> tuple[str, ...]:
+    """The row columns prompt templates read (``{signature_hint}`` reads entry_point and header)."""
+    names = placeholders(*templates)
+    hint = ("entry_point", "header") if "signature_hint" in names else ()
+    return tuple(n for n in names if n != "signature_hint") + hint
+
+
 def with_signature_hint(row: dict[str, Any]) -> dict[str, Any]:
     hint = SIGNATURE_HINT.format(**row) if row.get("entry_point") and row.get("header") else ""
     return {**row, "signature_hint": hint}
@@ -83,6 +91,7 @@ class TeacherAnswer(Stage):
     name = "teacher_answer"
     version = 1
     roles = ("teacher",)
+    writes = ("answer", "answer_sample", "answer_call")
 
     class Params(Params):
         n: int = Field(default=1, ge=1, description="answers per task (each its own request and cache entry)")
@@ -92,7 +101,13 @@ class TeacherAnswer(Stage):
         system: str = Field(default=TEACHER_SYSTEM, description="system message")
         template: str = Field(default=TEACHER_TEMPLATE, description="user message; {column} placeholders "
                               "are filled from the task row, {signature_hint} names the required function")
-        seed: int | None = Field(default=None, description="sampling seed sent with each request")
+        seed: int | None = Field(default=None, description="one fixed sampling seed for every request of "
+                                 "this stage (default: a seed per request from the recipe's `seed`, the "
+                                 "row and the sample index)")
+
+    @classmethod
+    def columns(cls, params: "TeacherAnswer.Params") -> Columns:
+        return Columns.of(params, reads=template_columns(params.system, params.template), writes=cls.writes)
 
     @classmethod
     def sample_requests(cls, params: "TeacherAnswer.Params", tasks: pl.DataFrame) -> list[LLMRequest]:

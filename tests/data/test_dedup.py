@@ -66,5 +66,6 @@ def test_task_scope_only_compares_rows_of_one_task(run_stage):
 
 
 def test_no_compared_column_is_an_error(run_stage):
-    with pytest.raises(DistillcError, match="none of the columns"):
+    """Caught by the recipe's wiring check, before the stage runs."""
+    with pytest.raises(DistillcError, match="reads any of 'completion', and no earlier stage writes one"):
         run_stage("dedup", task_frame([{"instruction": "x"}]), columns=["completion"])

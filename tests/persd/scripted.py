@@ -4,8 +4,11 @@
   body for most tasks, a wrong one for the tasks in its ``fail`` map (so which attempts fail is
   known in advance).
 - :class:`ScriptedTeacher` answers the refinement chat with the reference solution (marked by a
-  ``# rectified`` comment, so refinements and gold differ) after a ``RECTIFIED CODE`` marker, except for the tasks it is told to get wrong (a wrong function) or to
-  answer without code (prose only); it answers test-input requests with calls taken from a script.
+  ``# rectified`` comment, so refinements and gold differ) after a ``RECTIFIED CODE`` marker (with
+  a FEEDBACK paragraph first when the chat asks for one), except for the tasks it is told to get
+  wrong (a wrong function) or to answer without code (prose only); it answers test-input requests
+  with calls taken from a script, and direct task requests (``teacher_answer``'s, the gold of
+  ``gold: teacher``) with the reference marked ``# teacher gold``.
 
 Both record what they were asked, so tests can check which tasks cost a call.
 """
@@ -29,6 +32,13 @@ _TASK_IN_TURN1 = re.compile(r"TASK:\n(.*?)\n\nHEADER:", re.S)
 def starter_tasks(limit: int | None = None) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in STARTER.read_text().splitlines() if line.strip()]
     return rows[:limit] if limit else rows
+
+
+def marked(code: str, comment: str | None) -> str:
+    """``code`` with ``comment`` as the first line of its first function's body (None: a wrong body)."""
+    header = code[: code.index(":\n") + 2]
+    rest = code[len(header):]
+    return header + ("    return 'still wrong'\n" if comment is None else f"{comment}\n{rest}")
 
 
 def reference_body(task: dict[str, Any]) -> str:
@@ -81,24 +91,30 @@ class ScriptedTeacher:
     prose: set[str] = field(default_factory=set)
     inputs: dict[str, str] = field(default_factory=dict)
     refined: list[str] = field(default_factory=list)
+    golds: list[str] = field(default_factory=list)
 
     def __call__(self, body: dict[str, Any]) -> str:
         messages = body["messages"]
         if "EXAMPLE INPUTS:" in messages[-1]["content"]:
             return self._inputs(messages[-1]["content"])
         found = _TASK_IN_TURN1.search(messages[0]["content"])
+        if found is None:       # a direct request: the task's instruction is the user message
+            task = next(t for t in self.tasks if messages[-1]["content"].startswith(t["instruction"].strip()))
+            self.golds.append(task["task_id"])
+            return f"```python\n{marked(task['reference_solution'], '    # teacher gold')}\n```"
         task = next(t for t in self.tasks if t["instruction"].strip() == found.group(1).strip())
         self.refined.append(task["task_id"])
-        return self._refinement(task)
+        return self._refinement(task, nl="FEEDBACK" in messages[-1]["content"])
 
-    def _refinement(self, task: dict[str, Any]) -> str:
+    def _refinement(self, task: dict[str, Any], nl: bool = False) -> str:
         tid = task["task_id"]
         if tid in self.prose:
             return "The code looks almost right; check the loop bounds."
         code = task["reference_solution"]
-        header = code[: code.index(":\n") + 2]
-        rest = code[len(header):]
-        code = header + ("    return 'still wrong'\n" if tid in self.wrong else "    # rectified\n" + rest)
+        code = marked(code, None) if tid in self.wrong else marked(code, "    # rectified")
+        if nl:
+            return (f"The function mishandles the case in the error ({tid}).\n\nStep 2: RECTIFIED CODE:\n"
+                    f"```python\n{code.rstrip()}\n```\nDone.")
         return f"Here is the fix.\n\nRECTIFIED CODE:\n```python\n{code.rstrip()}\n```\nDone."
 
     def _inputs(self, text: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from compiler.stages.persd_extract import clean_attempt, parse_refinement, prompt_code
-from compiler.stages.persd_templates import refinement_chat, rules
+from compiler.methods.persd.extract import clean_attempt, parse_refinement, prompt_code
+from compiler.methods.persd.templates import refinement_chat, rules
 
 PREFIX = "import math\n\ndef area(r: float = 1.0, unit: str = 'cm:2') -> float:\n"
 

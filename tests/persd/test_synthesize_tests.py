@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from compiler.runner import compile_recipe
-from compiler.stages.persd_oracle import is_object_repr, parse_calls
+from compiler.methods.persd.oracle import is_object_repr, parse_calls
 from compiler.store import outputs
 from compiler.store.db import Store
 from compiler.store.versions import resolve

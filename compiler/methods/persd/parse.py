@@ -10,7 +10,7 @@ from pydantic import Field
 
 from compiler.stages.base import Params, Stage, StageOutput, empty_rejections, register, rejections
 from compiler.stages.filters import require_columns
-from compiler.stages.persd_extract import parse_refinement
+from compiler.methods.persd.extract import parse_refinement
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -27,7 +27,9 @@ class ParseRefinement(Stage):
     a fallback row fails its tests and ``keep_refinements`` drops it."""
 
     name = "parse_refinement"
-    version = 1
+    version = 2
+    reads = ("{column}", "{student_code}")
+    writes = ("{output}", "refine_parse", "refine_parsed", "refine_nl_feedback")
 
     class Params(Params):
         column: str = Field(default="refine_text", description="the teacher's answer")
@@ -59,6 +61,8 @@ class KeepRefinements(Stage):
 
     name = "keep_refinements"
     version = 1
+    reads = ("{passed}",)
+    writes = ("refine_accepted",)
 
     class Params(Params):
         passed: str = Field(default="refine_passed", description="boolean column: the refinement passed")

@@ -17,17 +17,18 @@ if TYPE_CHECKING:
 ROUND_STAGES = ("student_attempt", "execute_attempt", "teacher_refine", "parse_refinement", "execute_refinement")
 
 
-def still_failing(frame: pl.DataFrame) -> pl.DataFrame:
+def still_failing(frame: pl.DataFrame, round_columns: set[str]) -> pl.DataFrame:
     """Task rows (ids of the original task rows) of the tasks none of whose attempts passed in the
-    latest round of ``frame``."""
+    latest round of ``frame``, with the columns they had before the round's stages ran (every
+    column but ``round_columns``, the ones those stages write)."""
     if frame.is_empty():
         return frame
     latest = frame.filter(pl.col("round") == pl.col("round").max())
     failing = latest.filter(pl.col("task_attempts_passed") == 0).unique("task_id", keep="first", maintain_order=True)
-    extra = [c for c in ("tests_origin",) if c in frame.columns]
+    carried = [c for c in frame.columns if c not in round_columns and c not in TASK_COLUMNS]
     return failing.select(
         pl.col("task_row_id").alias("row_id"), pl.lit([], dtype=pl.List(pl.String)).alias("parent_ids"),
-        *[c for c in TASK_COLUMNS if c not in ("row_id", "parent_ids")], *extra)
+        *[c for c in TASK_COLUMNS if c not in ("row_id", "parent_ids")], *carried)
 
 
 @register
@@ -41,9 +42,11 @@ class PersdRounds(Stage):
     passes its input through."""
 
     name = "persd_rounds"
-    version = 1
+    version = 2
     roles = ("teacher", "student")
     sandbox = True
+    scope = "frame"
+    reads = ("round", "task_attempts_passed", "task_row_id")
 
     class Params(Params):
         rounds: int = Field(default=1, ge=1, description="rounds in all, the declared first round included")
@@ -60,6 +63,10 @@ class PersdRounds(Stage):
             return self
 
     @classmethod
+    def earlier_stages(cls, params: "PersdRounds.Params") -> tuple[tuple[str, str], ...]:
+        return tuple(("repeat", name) for name in params.repeat)
+
+    @classmethod
     def estimate_calls(cls, params: "PersdRounds.Params", rows: Any) -> Any:
         """Each later round: a student call and at most one teacher call per task still failing."""
         later = params.rounds - 1
@@ -68,8 +75,11 @@ class PersdRounds(Stage):
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         frames, dropped = [frame], [empty_rejections()]
         latest = frame
+        written = {c.name for name in self.params.repeat
+                   for step in [ctx.earlier(name)] if step.cls is not None
+                   for c in step.cls.columns(step.params).writes}
         for k, checkpoint in enumerate(self.params.checkpoints, start=2):
-            tasks = still_failing(latest)
+            tasks = still_failing(latest, written)
             if tasks.is_empty():
                 break
             latest, rejected = self._round(tasks, k, checkpoint, ctx)

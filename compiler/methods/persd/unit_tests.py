@@ -10,8 +10,8 @@ from pydantic import Field
 
 from compiler.llm.types import LLMRequest
 from compiler.stages.base import Params, Stage, StageOutput, empty_rejections, register, rejections
-from compiler.stages.persd_oracle import OracleState, oracle_jobs, parse_calls
-from compiler.stages.persd_templates import TEST_INPUTS
+from compiler.methods.persd.oracle import OracleState, oracle_jobs, parse_calls
+from compiler.methods.persd.templates import TEST_INPUTS
 from evals import codeinfo
 from evals.problems import io_tests
 from evals.sandbox.types import Limits, TestSpec
@@ -44,9 +44,11 @@ class SynthesizeTests(Stage):
     ``synthesized``); task rows keep their ids."""
 
     name = "synthesize_tests"
-    version = 1
+    version = 2
     roles = ("teacher",)
     sandbox = True
+    reads = ("tests", "reference_solution", "entry_point", "instruction")
+    writes = ("tests", "tests_origin")
 
     class Params(Params):
         n_inputs: int = Field(default=5, ge=1, description="inputs the teacher is asked for per task")

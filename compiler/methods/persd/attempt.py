@@ -11,8 +11,8 @@ from pydantic import Field
 from compiler.llm.types import LLMRequest
 from compiler.stages.base import Params, Stage, StageOutput, derive_id, empty_rejections, parent_link, register, rejections
 from compiler.stages.generate import attach
-from compiler.stages.persd_extract import clean_attempt, prompt_code
-from compiler.stages.persd_tests import has_tests
+from compiler.methods.persd.extract import clean_attempt, prompt_code
+from compiler.methods.persd.unit_tests import has_tests
 from compiler.stages.sources import resolve_path
 from evals.persd_prompts import text_to_code_prompt
 
@@ -39,8 +39,11 @@ class StudentAttempt(Stage):
     to prompt with), ``no_tests`` and ``llm_failed``."""
 
     name = "student_attempt"
-    version = 1
+    version = 2
     roles = ("student",)
+    reads = ("instruction", "entry_point", "reference_solution", "header", "tests")
+    writes = ("task_row_id", "round", "attempt_prompt", "attempt_sample", "attempt_text", "attempt_call",
+              "attempt_code")
 
     class Params(Params):
         n: int = Field(default=1, ge=1, description="attempts per task (each its own request)")
@@ -52,7 +55,9 @@ class StudentAttempt(Stage):
             "prompt in a user message, code read from the fenced answer (instruct students)")
         stop: list[str] | None = Field(default=None, description="stop strings (default: column-0 "
                                        "`def`/`class`/`if __name__`/`print(` for completion, a closing fence for chat)")
-        seed: int | None = Field(default=None, description="sampling seed sent with each request")
+        seed: int | None = Field(default=None, description="one fixed sampling seed for every request of "
+                                 "this stage (default: a seed per request from the recipe's `seed`, the "
+                                 "row and the sample index)")
         round: int = Field(default=1, ge=1, description="the PERsD round these attempts belong to")
         model: str | None = Field(default=None, description="student model name or checkpoint path used "
                                   "instead of the recipe's `student.model` (relative paths: from the recipe)")

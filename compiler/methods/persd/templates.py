@@ -93,6 +93,24 @@ def rules(closeness: Closeness) -> str:
     return "\n".join(f"{i}. {r}" for i, r in enumerate(items, start=1))
 
 
+NL_REFINE_INSTRUCTION = (
+    "Rectify the below code for the given task based on the errors obtained in the unit tests. First explain "
+    "what is wrong under FEEDBACK, then write the rectified code under RECTIFIED CODE."
+)
+
+
+def nl_refine_prompt(*, task: str, code: str, error: str) -> str:
+    """The student's side of the NL-feedback format (PERsD-refine-nl): the task, the incorrect code
+    and its error; the student continues with its feedback, then ``RECTIFIED CODE:`` and the code
+    (:func:`nl_refine_completion`)."""
+    return (f"{NL_REFINE_INSTRUCTION}\n\nTASK:\n\"\"\"\n{task.strip()}\n\"\"\"\n{code.rstrip()}\n\n"
+            f"ERROR:\n{error.strip()}\n\nFEEDBACK:\n")
+
+
+def nl_refine_completion(feedback: str, code: str) -> str:
+    return f"{feedback.strip()}\n\nRECTIFIED CODE:\n{fenced(code)}\n"
+
+
 def fenced(code: str) -> str:
     return f"```python\n{code.rstrip()}\n```"
 
