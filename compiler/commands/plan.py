@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_store(p)
     add_json(p)
     p.add_argument("--estimate", action="store_true",
-                   help="estimate calls, tokens and dollars per stage (low/expected/high)")
+                   help="estimate calls, tokens and dollars per stage (low/expected/high): exact where the "
+                   "input is known, else from this store's history of the stage, else from its priors")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +58,9 @@ def _print_estimate(est: dict) -> None:
         return f"{fmt(d['low'])} / {fmt(d['expected'])} / {fmt(d['high'])}"
 
     print(f"\nestimate over {est['tasks']} tasks (low / expected / high):")
-    rows = [[s["name"], "cached" if s["cached"] else "", rng(s["calls"]),
+    rows = [[s["name"], "cached" if s["cached"] else s.get("basis", ""), rng(s["calls"]),
              rng(s.get("prompt_tokens", {"low": 0, "expected": 0, "high": 0})),
              rng(s.get("completion_tokens", {"low": 0, "expected": 0, "high": 0})), rng(s["usd"], money)]
             for s in est["stages"] if "calls" in s]
-    print_table(["stage", "", "calls", "prompt tokens", "completion tokens", "usd"], rows)
+    print_table(["stage", "basis", "calls", "prompt tokens", "completion tokens", "usd"], rows)
     print(f"total: {rng(est['usd'], money)}")

@@ -160,6 +160,20 @@ class Stage:
         return temperature is None or temperature > 0
 
     @classmethod
+    def expected_requests(cls, params: Params, frame: pl.DataFrame) -> dict[str, int] | None:
+        """How many LLM requests per role the stage would send for this input frame, counted
+        without sending anything; None when that cannot be known before running (``plan
+        --estimate`` then uses history or :meth:`prior_requests`)."""
+        return None
+
+    @classmethod
+    def prior_requests(cls, params: Params) -> dict[str, tuple[float, float, float]]:
+        """Requests per input row per role as (low, expected, high), for ``plan --estimate`` when the
+        store has recorded nothing about this stage: ``n`` per row for every role by default."""
+        n = float(getattr(params, "n", 1))
+        return {role: (n, n, n) for role in cls.roles}
+
+    @classmethod
     def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
         """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
         return ()

@@ -110,6 +110,10 @@ class TeacherAnswer(Stage):
         return Columns.of(params, reads=template_columns(params.system, params.template), writes=cls.writes)
 
     @classmethod
+    def expected_requests(cls, params: "TeacherAnswer.Params", frame: pl.DataFrame) -> dict[str, int]:
+        return {"teacher": params.n * frame.height}
+
+    @classmethod
     def sample_requests(cls, params: "TeacherAnswer.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
         """One request per task row as the stage would send it (for ``plan --estimate``)."""
         return [request_for(with_signature_hint(row), system=params.system, template=params.template,

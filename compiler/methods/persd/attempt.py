@@ -63,6 +63,11 @@ class StudentAttempt(Stage):
                                   "instead of the recipe's `student.model` (relative paths: from the recipe)")
 
     @classmethod
+    def expected_requests(cls, params: "StudentAttempt.Params", frame: pl.DataFrame) -> dict[str, int]:
+        ready, _ = cls(params)._ready(frame)
+        return {"student": params.n * ready.height}
+
+    @classmethod
     def sample_requests(cls, params: "StudentAttempt.Params", tasks: pl.DataFrame) -> list[LLMRequest]:
         """One request per task that can be attempted (for ``plan --estimate``)."""
         stage = cls(params.model_copy(update={"n": 1}))

@@ -83,9 +83,19 @@ class TeacherRefine(Stage):
         error: str = Field(default="attempt_feedback", description="column with the execution feedback text")
 
     @classmethod
-    def estimate_calls(cls, params: "TeacherRefine.Params", rows: Any) -> Any:
-        """Only failed attempts cost a call: none when all pass, all when none does."""
-        return type(rows)(0.0, rows.expected / 2, rows.high)
+    def expected_requests(cls, params: "TeacherRefine.Params", frame: pl.DataFrame) -> dict[str, int] | None:
+        """One request per failed attempt (plus, with ``gold: teacher``, one per task with one)."""
+        if params.passed not in frame.columns:
+            return None
+        failed = frame.filter(~pl.col(params.passed).fill_null(False))
+        golds = failed["task_id"].n_unique() if params.gold == "teacher" else 0
+        return {"teacher": failed.height + golds}
+
+    @classmethod
+    def prior_requests(cls, params: "TeacherRefine.Params") -> dict[str, tuple[float, float, float]]:
+        """Only failed attempts cost a call: none when all pass, all when none does (about half)."""
+        gold = 1.0 if params.gold == "teacher" else 0.0
+        return {"teacher": (0.0, 0.5 * (1 + gold), 1.0 + gold)}
 
     @classmethod
     def sample_requests(cls, params: "TeacherRefine.Params", tasks: pl.DataFrame) -> list[LLMRequest]:

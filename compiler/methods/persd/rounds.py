@@ -67,10 +67,10 @@ class PersdRounds(Stage):
         return tuple(("repeat", name) for name in params.repeat)
 
     @classmethod
-    def estimate_calls(cls, params: "PersdRounds.Params", rows: Any) -> Any:
-        """Each later round: a student call and at most one teacher call per task still failing."""
-        later = params.rounds - 1
-        return type(rows)(0.0, rows.expected * later, rows.high * later * 2)
+    def prior_requests(cls, params: "PersdRounds.Params") -> dict[str, tuple[float, float, float]]:
+        """Each later round: at most one student and one teacher call per row still failing."""
+        later = float(params.rounds - 1)
+        return {"student": (0.0, 0.5 * later, later), "teacher": (0.0, 0.25 * later, later)}
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         frames, dropped = [frame], [empty_rejections()]

@@ -70,9 +70,14 @@ class SynthesizeTests(Stage):
                 if _usable(r) and not (params.keep_existing and has_tests(r["tests"]))]
 
     @classmethod
-    def estimate_calls(cls, params: "SynthesizeTests.Params", rows: Any) -> Any:
-        """None when every task brings its tests, one per task when none does."""
-        return type(rows)(0.0, rows.expected, rows.high)
+    def expected_requests(cls, params: "SynthesizeTests.Params", frame: pl.DataFrame) -> dict[str, int]:
+        """One request per task that needs tests: none for tasks that bring theirs."""
+        return {"teacher": sum(1 for r in frame.iter_rows(named=True)
+                               if _usable(r) and not (params.keep_existing and has_tests(r["tests"])))}
+
+    @classmethod
+    def prior_requests(cls, params: "SynthesizeTests.Params") -> dict[str, tuple[float, float, float]]:
+        return {"teacher": (0.0, 0.5, 1.0)}
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         keep = self.params.keep_existing
