@@ -1,9 +1,11 @@
 """Hyper-parameters of an SFT run, their presets, and the TRL-style YAML file that names a whole run.
 
 A run config is a frozen :class:`SFTRunConfig`. Its defaults are the ``modern`` preset; ``persd-paper``
-reproduces the PERsD script's optimisation settings (METHODS.md 1(e)) with a batch that fits a CPU,
-recording the paper's global batch as ``intended_global_batch_size`` so the gap is visible in every
-artifact. Any other ``trl.SFTConfig`` field can be given too and is passed through unchanged.
+reproduces the PERsD script's optimisation settings (METHODS.md 1(e)), its global batch of 1,920
+sequences included: ``target_global_batch_size`` sets the gradient accumulation at run time from the
+per-device batch and the number of devices (4 x 480 on one device, 12 x 20 on eight), so each
+optimizer step sees the paper's batch on any machine. Any other ``trl.SFTConfig`` field can be given
+too and is passed through unchanged.
 
 The YAML file is flat, with TRL's own key names (as ``trl sft --config`` reads them)::
 
@@ -41,11 +43,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # METHODS.md 1(h) item 9: global batch 64-128, 3 epochs, lr 2e-5, cosine. These are the defaults.
     "modern": {},
     # METHODS.md 1(e): lr 5e-6 for 20 epochs, AdamW, WarmupLR with no warm-up steps (a constant
-    # rate), max length 2048. The paper's ~1,920-sequence batch becomes 4 x 4 on a CPU.
+    # rate), max length 2048, and the paper's global batch of ~1,920 reached by gradient accumulation.
     "persd-paper": {
         "learning_rate": 5e-6, "num_train_epochs": 20.0, "lr_scheduler_type": "constant",
-        "warmup_steps": 0.0, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
-        "max_length": 2048, "intended_global_batch_size": PERSD_PAPER_GLOBAL_BATCH,
+        "warmup_steps": 0.0, "per_device_train_batch_size": 4, "max_length": 2048,
+        "target_global_batch_size": PERSD_PAPER_GLOBAL_BATCH,
     },
 }
 
@@ -56,8 +58,11 @@ class SFTRunConfig:
 
     ``chat``: None uses the student's chat template when it has one; True requires it; False trains
     on plain prompt + completion text. ``completion_only_loss``: prompt tokens get label -100.
-    ``intended_global_batch_size``: the batch the preset stands for when the one actually run
-    differs (None: they are the same). ``sft_args``: further ``trl.SFTConfig`` fields, as given.
+    ``target_global_batch_size``: when set, the sequences per optimizer step over all devices;
+    ``gradient_accumulation_steps`` is then derived at run time (:meth:`accumulation_for`).
+    ``intended_global_batch_size``: a batch the run stands for when the one actually run differs,
+    recorded for the reader (None: they are the same). ``sft_args``: further ``trl.SFTConfig``
+    fields, as given.
     """
 
     preset: str = "modern"
@@ -82,6 +87,7 @@ class SFTRunConfig:
     lora_dropout: float = 0.05
     lora_target_modules: str | tuple[str, ...] = "all-linear"
     intended_global_batch_size: int | None = None
+    target_global_batch_size: int | None = None
     sft_args: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,16 +104,33 @@ class SFTRunConfig:
     def replace(self, **changes: Any) -> SFTRunConfig:
         return dataclasses.replace(self, **changes)
 
+    def accumulation_for(self, devices: int = 1) -> int:
+        """Gradient accumulation steps on ``devices`` devices: the one given, or with a target global
+        batch the smallest count that reaches it."""
+        if self.target_global_batch_size is None:
+            return self.gradient_accumulation_steps
+        per_step = self.per_device_train_batch_size * max(1, devices)
+        return max(1, -(-self.target_global_batch_size // per_step))
+
+    def global_batch_for(self, devices: int = 1) -> int:
+        """Sequences per optimizer step over ``devices`` devices."""
+        return self.per_device_train_batch_size * self.accumulation_for(devices) * max(1, devices)
+
     @property
     def global_batch_size(self) -> int:
         """Sequences per optimizer step on one device."""
-        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+        return self.global_batch_for(1)
+
+    def resolved(self, devices: int = 1) -> SFTRunConfig:
+        """This config with the accumulation it runs with on ``devices`` devices written in."""
+        return self.replace(gradient_accumulation_steps=self.accumulation_for(devices))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values, plus the global batch actually run."""
+        """JSON-ready values, plus the global batch actually run (on one device)."""
         out = dataclasses.asdict(self)
         out["sft_args"] = dict(self.sft_args)
         out["lora_target_modules"] = _plain(self.lora_target_modules)
+        out["gradient_accumulation_steps"] = self.accumulation_for(1)
         out["global_batch_size"] = self.global_batch_size
         return out
 
@@ -119,6 +142,8 @@ def _plain(value: Any) -> Any:
 def _check_range(config: SFTRunConfig) -> None:
     positive = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "logging_steps", "lora_r", "lora_alpha")
+    if config.target_global_batch_size is not None and config.target_global_batch_size <= 0:
+        raise ConfigError(f"target_global_batch_size: must be positive, got {config.target_global_batch_size!r}")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}: must be positive, got {getattr(config, name)!r}")

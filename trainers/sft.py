@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -85,7 +86,7 @@ def prepare(dataset: Any, *, student: str, out_dir: str | Path, config: SFTRunCo
             lora: bool = False, provenance: dict[str, Any] | None = None,
             variant: str | None = None) -> PreparedRun:
     """Everything before the first optimizer step (also lets tests inspect collated batches)."""
-    config = config or SFTRunConfig()
+    config = (config or SFTRunConfig()).resolved(devices())
     data = _training_data(dataset, variant, provenance)
     model, tokenizer, source = load_student(student)
     chat = use_chat_template(tokenizer, config.chat, student)
@@ -93,6 +94,11 @@ def prepare(dataset: Any, *, student: str, out_dir: str | Path, config: SFTRunCo
     out = Path(out_dir).expanduser().absolute()
     trainer = _trainer(model, tokenizer, rows, sft_config(config, out), config, lora)
     return PreparedRun(trainer, tokenizer, data, student, source, chat, config, lora, out)
+
+
+def devices() -> int:
+    """Processes taking part in the run (``WORLD_SIZE`` under ``accelerate launch``/``torchrun``)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
 
 
 def _training_data(dataset: Any, variant: str | None, provenance: dict[str, Any] | None) -> TrainingData:
@@ -227,7 +233,9 @@ def build_record(run: PreparedRun, train_loss: float, steps: int, seconds: float
         "corpus": prov.get("corpus"), "version": prov.get("version"),
         "fingerprint": prov.get("fingerprint"), "variant": prov.get("variant"),
         "recipe": prov.get("recipe"), "student": run.student, "student_source": run.student_source,
-        "config": {**run.config.to_dict(), "lora": run.lora}, "library_versions": library_versions(),
+        "config": {**run.config.to_dict(), "lora": run.lora, "devices": devices(),
+                   "global_batch_size": run.config.global_batch_for(devices())},
+        "library_versions": library_versions(),
         "train_loss": train_loss, "steps": steps, "seconds": round(seconds, 3),
         "data": {"source": run.data.source, "rows": len(run.data.dataset), "format": run.data.format,
                  "variants": prov.get("variants", []), "chat_template": run.chat},

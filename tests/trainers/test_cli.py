@@ -127,7 +127,8 @@ def test_python_module_runs_a_yaml_run_file(corpus, tiny_model_dir, tmp_path):
     assert done.stdout.strip().startswith("2 steps, train loss") and str(out) in done.stdout
     record = json.loads((out / "distillc_train.json").read_text())
     assert record["config"]["preset"] == "persd-paper" and record["config"]["learning_rate"] == 5e-6
-    assert record["config"]["intended_global_batch_size"] == 1920
+    assert record["config"]["gradient_accumulation_steps"] == 480 and record["config"]["global_batch_size"] == 1920
+    assert record["config"]["devices"] == 1
     assert record["fingerprint"] == corpus.fingerprint
 
 

@@ -19,13 +19,22 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_persd_paper_preset_follows_the_paper_and_records_its_batch():
+def test_persd_paper_preset_reaches_the_papers_global_batch_by_accumulation():
     config = SFTRunConfig.from_preset("persd-paper")
     assert (config.learning_rate, config.num_train_epochs, config.max_length) == (5e-6, 20.0, 2048)
     assert config.lr_scheduler_type == "constant" and config.warmup_steps == 0
-    assert config.intended_global_batch_size == 1920
-    assert config.global_batch_size == 16 < config.intended_global_batch_size
-    assert config.to_dict()["intended_global_batch_size"] == 1920
+    assert config.per_device_train_batch_size == 4 and config.accumulation_for(1) == 480
+    assert config.global_batch_size == 1920 and config.global_batch_for(8) == 1920
+    assert config.accumulation_for(8) == 60 and config.resolved(8).gradient_accumulation_steps == 60
+    wide = config.replace(per_device_train_batch_size=12)
+    assert wide.accumulation_for(8) == 20 and wide.global_batch_for(8) == 1920      # the paper's 12 x 20 x 8
+    record = config.to_dict()
+    assert record["gradient_accumulation_steps"] == 480 and record["global_batch_size"] == 1920
+
+
+def test_an_explicit_accumulation_is_kept_without_a_target():
+    config = SFTRunConfig(per_device_train_batch_size=2, gradient_accumulation_steps=3)
+    assert config.accumulation_for(4) == 3 and config.global_batch_for(4) == 24
 
 
 def test_modern_preset_is_the_default():
