@@ -65,7 +65,7 @@ class Worker:
         if self.level != "bwrap" and self._workroot is None:
             self._workroot = tempfile.mkdtemp(prefix="distillc-sandbox-", dir=launch.workroot())
             os.chmod(self._workroot, 0o711)
-        command = launch.server_command(self.level, uid, self._workroot or "/tmp")
+        command = launch.server_command(self.level, uid, self._workroot or launch.bwrap_workroot())
         self._log = tempfile.TemporaryFile()
         env = None if self.level == "bwrap" else launch.server_env()
         try:
