@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from evals.sandbox import cgroups, launch, toolchains, verdict
 from evals.sandbox.cache import ExecCache, cacheable, job_key
-from evals.sandbox.pool import SandboxUnavailable, get_pool
+from evals.sandbox.pool import SandboxUnavailable, get_pool, not_used
 from evals.sandbox.types import ExecResult, Job, Status
 from evals.sandbox.worker import WorkerError
 
@@ -103,22 +103,38 @@ def run_one(job: Job, **kwargs) -> ExecResult:
 
 
 def isolation_report(isolation: str = "auto") -> dict:
-    """What this machine gives: the level that starts, bubblewrap's path and version, and whether
-    the uid drop, Landlock, seccomp and per-worker cgroup caps work here."""
+    """What this machine gives: the level that starts, bubblewrap's path and version, whether the
+    uid drop, Landlock, seccomp and per-worker cgroup caps work here, and ``not_used``: why each
+    stronger level or mechanism is not in use, where a reason is known (one line each)."""
     report = {"requested": isolation, "root": launch.is_root(),
               "bwrap": {"path": launch.bwrap_binary(), "version": launch.bwrap_version()},
               "toolchains": {name: toolchains.available(name) for name in toolchains.TOOLCHAINS}}
     try:
         pool = get_pool(isolation, 1)
     except SandboxUnavailable as exc:
-        return {**report, "level": None, "isolation": None, "error": str(exc)}
+        return {**report, "level": None, "isolation": None, "error": str(exc), "not_used": exc.reasons}
     worker = pool.workers[0]
     features = worker.features
     return {**report, "level": pool.level, "isolation": pool.isolation, "uid_drop": bool(features.get("uid")),
             "landlock": {"works": bool(features.get("landlock")), "abi": features.get("landlock") or 0},
             "seccomp": bool(features.get("seccomp")), "bwrap_works": pool.level == "bwrap",
             "cgroups": {"worker_caps": bool(features.get("cgroup")), "memory_cap_mb": worker.memory_cap >> 20,
-                        "pids_max": cgroups.PIDS_MAX}}
+                        "pids_max": cgroups.PIDS_MAX},
+            "not_used": _not_used(isolation, pool.level, features)}
+
+
+def _not_used(requested: str, level: str, features: dict) -> dict[str, str]:
+    """Why each level stronger than ``level``, and each mechanism missing from it, is not used."""
+    reasons = not_used(requested)
+    why = features.get("why_not") or {}
+    for name, feature in (("landlock", "landlock"), ("seccomp", "seccomp")):
+        if not features.get(feature):
+            reasons.setdefault(name, why.get(feature) or f"not applied at the {level} level")
+    if not features.get("uid"):
+        reasons["uid_drop"] = why.get("uid") or "not running as root: the programs keep this user's uid"
+    if not features.get("cgroup"):
+        reasons["cgroups"] = why.get("cgroup") or "unknown"
+    return reasons
 
 
 __all__ = ["run_many", "run_one", "isolation_report", "SandboxUnavailable", "WorkerError"]

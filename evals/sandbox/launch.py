@@ -72,7 +72,7 @@ def bwrap_version() -> str | None:
         return None
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
+        return (out.stdout.strip().splitlines() or [None])[0]
     except (OSError, subprocess.SubprocessError):
         return None
 
