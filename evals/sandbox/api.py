@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -9,7 +10,7 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from evals.sandbox import cgroups, launch, toolchains, verdict
-from evals.sandbox.cache import ExecCache, cacheable, job_key
+from evals.sandbox.cache import BatchedWrites, ExecCache, job_key
 from evals.sandbox.pool import SandboxUnavailable, get_pool, not_used
 from evals.sandbox.types import ExecResult, Job, Status
 from evals.sandbox.worker import WorkerError
@@ -33,8 +34,9 @@ def _sandbox_error(job: Job, exc: Exception, isolation: str) -> ExecResult:
 
 
 def _execute(jobs: dict[str, Job], workers: int, isolation: str,
-             progress: Callable[[str], None]) -> dict[str, ExecResult]:
-    """Run each distinct job once in the pool; results keyed by job key."""
+             done: Callable[[str, ExecResult], None]) -> dict[str, ExecResult]:
+    """Run each distinct job once in the pool; results keyed by job key. ``done(key, result)``
+    is called as each result is decided, in this thread."""
     results: dict[str, ExecResult] = {}
     runnable = {}
     for key, job in jobs.items():
@@ -42,7 +44,7 @@ def _execute(jobs: dict[str, Job], workers: int, isolation: str,
             runnable[key] = job
         else:
             results[key] = _skipped(job)
-            progress(key)
+            done(key, results[key])
     if not runnable:
         return results
     pool = get_pool(isolation, workers)
@@ -58,7 +60,7 @@ def _execute(jobs: dict[str, Job], workers: int, isolation: str,
             result = verdict.judge(job, messages[index], reply, pool.isolation)
         with lock:
             results[key] = result
-        progress(key)
+        done(key, result)
 
     pool.run(messages, on_done)
     return results
@@ -69,10 +71,11 @@ def run_many(jobs: Sequence[Job], *, workers: int | None = None, isolation: str 
     """Run every job (in parallel, on a warm pool) and return their results in order.
 
     Identical jobs run once; with a ``cache``, known results are returned with ``cached=True``
-    and new ones are stored. ``progress(n)`` is called with the number of input jobs just
-    finished (cache hits and duplicates included), so a progress bar's ``update`` fits.
-    ``isolation`` is ``auto`` (the strongest level this machine starts) or one of ``bwrap``,
-    ``landlock``, ``rlimits``; an explicit level that cannot start raises
+    and new ones are stored as they arrive (in batches: see :class:`BatchedWrites`), so a run
+    that is interrupted or killed keeps what finished. ``progress(n)`` is called with the number
+    of input jobs just finished (cache hits and duplicates included), so a progress bar's
+    ``update`` fits. ``isolation`` is ``auto`` (the strongest level this machine starts) or one of
+    ``bwrap``, ``landlock``, ``rlimits``; an explicit level that cannot start raises
     :class:`SandboxUnavailable`.
     """
     keys = [job_key(job) for job in jobs]
@@ -82,17 +85,17 @@ def run_many(jobs: Sequence[Job], *, workers: int | None = None, isolation: str 
     known = {k: dataclasses.replace(r, cached=True) for k, r in known.items()}
     if progress and known:
         progress(sum(occurrences[k] for k in known))
+    missing = {k: j for k, j in unique.items() if k not in known}
+    writes = BatchedWrites(cache) if cache is not None else None
 
-    def report(key: str) -> None:
+    def done(key: str, result: ExecResult) -> None:
+        if writes is not None:
+            writes.add(key, result)
         if progress:
             progress(occurrences[key])
 
-    missing = {k: j for k, j in unique.items() if k not in known}
-    fresh = _execute(missing, workers or _default_workers(), isolation, report)
-    if cache is not None:
-        storable = {k: r for k, r in fresh.items() if cacheable(r)}
-        if storable:
-            cache.put_many(storable)
+    with writes if writes is not None else contextlib.nullcontext():
+        fresh = _execute(missing, workers or _default_workers(), isolation, done)
     merged = {**known, **fresh}
     return [merged[k] for k in keys]
 
