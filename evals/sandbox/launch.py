@@ -18,6 +18,7 @@ it ``RLIMIT_NPROC`` does nothing). ``auto`` picks the strongest level that start
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -134,11 +135,10 @@ def bwrap_workroot() -> str:
     none of the bound paths, so the write access the children get there never reaches the mount
     points of an interpreter or project that lives under the host's ``/tmp``."""
     own = _own_paths()
-    for n in range(len(own) + 1):
+    for n in itertools.count():
         candidate = "/tmp/jobs" + (f"-{n}" if n else "")
         if not any(p == candidate or p.startswith(candidate + "/") for p in own):
             return candidate
-    raise AssertionError("unreachable: each bound path rules out at most one candidate")
 
 
 def _bwrap_args() -> list[str]:

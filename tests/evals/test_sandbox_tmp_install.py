@@ -96,3 +96,17 @@ def test_doctor_on_an_install_under_tmp_reports_bubblewrap_in_use(tmp_install):
     assert report["isolation"].startswith("bwrap+") and "bwrap" not in report["not_used"]
     human = run_in(tmp_install, "-m", "compiler.cli", "doctor")
     assert human.returncode == 0 and "(level bwrap)" in human.stdout and "bwrap: not used" not in human.stdout
+
+
+def test_the_job_directories_never_hold_a_bound_path(monkeypatch):
+    from evals.sandbox import launch
+
+    monkeypatch.setattr(launch, "_python_dirs", lambda: ["/root/.pyenv/versions/3.11", "/tmp/x/venv"])
+    assert launch.bwrap_workroot() == "/tmp/jobs"
+    monkeypatch.setattr(launch, "_python_dirs", lambda: ["/tmp/jobs/venv", "/tmp/jobs-1", "/tmp/jobs-22/lib"])
+    assert launch.bwrap_workroot() == "/tmp/jobs-2"
+    args = launch._bwrap_args()
+    tmpfs = args.index("--tmpfs")
+    assert args[tmpfs + 1] == "/tmp"
+    under_tmp = [i for i, a in enumerate(args) if a == "--ro-bind" and args[i + 1].startswith("/tmp/")]
+    assert len(under_tmp) == 3 and min(under_tmp) > tmpfs               # bound on top of the private /tmp

@@ -129,7 +129,7 @@ class Server:
                 os._exit(1)
         os.close(write)
         _, status = os.waitpid(pid, 0)
-        said = os.read(read, 400).decode("utf-8", "replace")
+        said = os.read(read, 2048).decode("utf-8", "replace")
         os.close(read)
         code = os.waitstatus_to_exitcode(status)
         return "" if code == 0 else (said or f"the probe ended with status {code}")
