@@ -1,6 +1,13 @@
 """distillc doctor: what this machine gives the sandbox (isolation level, bubblewrap, the uid
 drop, Landlock, seccomp, per-worker cgroup caps) and which toolchains the "compiles and runs"
-check can use."""
+check can use.
+
+When a stronger level or a mechanism is not in use, it says why, one line each, as the sandbox
+found out when it tried (e.g. ``bwrap: not used: bwrap: execvp ...: No such file or directory``,
+or ``cgroups: not used: cgroup v2: the memory controller is not delegated to ...``); ``--json``
+has the same under ``not_used`` (keys ``bwrap``, ``landlock``, ``seccomp``, ``uid_drop``,
+``cgroups``). Exit status 1 when no level starts at all.
+"""
 
 from __future__ import annotations
 
@@ -24,21 +31,30 @@ def _yes(flag: object) -> str:
 
 
 def _print_human(report: dict) -> None:
+    why = report.get("not_used") or {}
+
+    def line(text: str, name: str) -> None:
+        print(text)
+        if name in why:
+            print(f"{name}: not used: {why[name]}")
+
     print(f"python: {report['python']} ({report['platform']})")
     if report.get("level"):
         print(f"sandbox isolation: {report['isolation']} (level {report['level']})")
     else:
         print(f"sandbox isolation: unavailable ({report.get('error')})")
     bwrap = report["bwrap"]
-    print(f"bubblewrap: {bwrap['path'] or 'not found'}" + (f" ({bwrap['version']})" if bwrap.get("version") else "")
-          + f", works here: {_yes(report.get('bwrap_works'))}")
-    print(f"running as root: {_yes(report['root'])}, unprivileged uid drop: {_yes(report.get('uid_drop'))}")
+    line(f"bubblewrap: {bwrap['path'] or 'not found'}" + (f" ({bwrap['version']})" if bwrap.get("version") else "")
+         + f", works here: {_yes(report.get('bwrap_works'))}", "bwrap")
+    line(f"running as root: {_yes(report['root'])}, unprivileged uid drop: {_yes(report.get('uid_drop'))}", "uid_drop")
     landlock = report.get("landlock") or {}
-    print(f"landlock: {_yes(landlock.get('works'))}" + (f" (ABI {landlock['abi']})" if landlock.get("abi") else ""))
-    print(f"seccomp: {_yes(report.get('seccomp'))}")
+    line(f"landlock: {_yes(landlock.get('works'))}" + (f" (ABI {landlock['abi']})" if landlock.get("abi") else ""),
+         "landlock")
+    line(f"seccomp: {_yes(report.get('seccomp'))}", "seccomp")
     caps = report.get("cgroups") or {}
-    print(f"cgroup caps per worker: {_yes(caps.get('worker_caps'))}"
-          + (f" (memory {caps['memory_cap_mb']} MiB, {caps['pids_max']} processes)" if caps.get("worker_caps") else ""))
+    line(f"cgroup caps per worker: {_yes(caps.get('worker_caps'))}"
+         + (f" (memory {caps['memory_cap_mb']} MiB, {caps['pids_max']} processes)" if caps.get("worker_caps") else ""),
+         "cgroups")
     found = [name for name, ok in report["toolchains"].items() if ok]
     missing = [name for name, ok in report["toolchains"].items() if not ok]
     print(f"toolchains: {', '.join(found)}" + (f" (missing: {', '.join(missing)})" if missing else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -9,8 +10,8 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from evals.sandbox import cgroups, launch, toolchains, verdict
-from evals.sandbox.cache import ExecCache, cacheable, job_key
-from evals.sandbox.pool import SandboxUnavailable, get_pool
+from evals.sandbox.cache import BatchedWrites, ExecCache, job_key
+from evals.sandbox.pool import SandboxUnavailable, get_pool, not_used
 from evals.sandbox.types import ExecResult, Job, Status
 from evals.sandbox.worker import WorkerError
 
@@ -33,8 +34,9 @@ def _sandbox_error(job: Job, exc: Exception, isolation: str) -> ExecResult:
 
 
 def _execute(jobs: dict[str, Job], workers: int, isolation: str,
-             progress: Callable[[str], None]) -> dict[str, ExecResult]:
-    """Run each distinct job once in the pool; results keyed by job key."""
+             done: Callable[[str, ExecResult], None]) -> dict[str, ExecResult]:
+    """Run each distinct job once in the pool; results keyed by job key. ``done(key, result)``
+    is called as each result is decided, in this thread."""
     results: dict[str, ExecResult] = {}
     runnable = {}
     for key, job in jobs.items():
@@ -42,7 +44,7 @@ def _execute(jobs: dict[str, Job], workers: int, isolation: str,
             runnable[key] = job
         else:
             results[key] = _skipped(job)
-            progress(key)
+            done(key, results[key])
     if not runnable:
         return results
     pool = get_pool(isolation, workers)
@@ -58,7 +60,7 @@ def _execute(jobs: dict[str, Job], workers: int, isolation: str,
             result = verdict.judge(job, messages[index], reply, pool.isolation)
         with lock:
             results[key] = result
-        progress(key)
+        done(key, result)
 
     pool.run(messages, on_done)
     return results
@@ -69,10 +71,11 @@ def run_many(jobs: Sequence[Job], *, workers: int | None = None, isolation: str 
     """Run every job (in parallel, on a warm pool) and return their results in order.
 
     Identical jobs run once; with a ``cache``, known results are returned with ``cached=True``
-    and new ones are stored. ``progress(n)`` is called with the number of input jobs just
-    finished (cache hits and duplicates included), so a progress bar's ``update`` fits.
-    ``isolation`` is ``auto`` (the strongest level this machine starts) or one of ``bwrap``,
-    ``landlock``, ``rlimits``; an explicit level that cannot start raises
+    and new ones are stored as they arrive (in batches: see :class:`BatchedWrites`), so a run
+    that is interrupted or killed keeps what finished. ``progress(n)`` is called with the number
+    of input jobs just finished (cache hits and duplicates included), so a progress bar's
+    ``update`` fits. ``isolation`` is ``auto`` (the strongest level this machine starts) or one of
+    ``bwrap``, ``landlock``, ``rlimits``; an explicit level that cannot start raises
     :class:`SandboxUnavailable`.
     """
     keys = [job_key(job) for job in jobs]
@@ -82,17 +85,17 @@ def run_many(jobs: Sequence[Job], *, workers: int | None = None, isolation: str 
     known = {k: dataclasses.replace(r, cached=True) for k, r in known.items()}
     if progress and known:
         progress(sum(occurrences[k] for k in known))
+    missing = {k: j for k, j in unique.items() if k not in known}
+    writes = BatchedWrites(cache) if cache is not None else None
 
-    def report(key: str) -> None:
+    def done(key: str, result: ExecResult) -> None:
+        if writes is not None:
+            writes.add(key, result)
         if progress:
             progress(occurrences[key])
 
-    missing = {k: j for k, j in unique.items() if k not in known}
-    fresh = _execute(missing, workers or _default_workers(), isolation, report)
-    if cache is not None:
-        storable = {k: r for k, r in fresh.items() if cacheable(r)}
-        if storable:
-            cache.put_many(storable)
+    with writes if writes is not None else contextlib.nullcontext():
+        fresh = _execute(missing, workers or _default_workers(), isolation, done)
     merged = {**known, **fresh}
     return [merged[k] for k in keys]
 
@@ -103,22 +106,38 @@ def run_one(job: Job, **kwargs) -> ExecResult:
 
 
 def isolation_report(isolation: str = "auto") -> dict:
-    """What this machine gives: the level that starts, bubblewrap's path and version, and whether
-    the uid drop, Landlock, seccomp and per-worker cgroup caps work here."""
+    """What this machine gives: the level that starts, bubblewrap's path and version, whether the
+    uid drop, Landlock, seccomp and per-worker cgroup caps work here, and ``not_used``: why each
+    stronger level or mechanism is not in use, where a reason is known (one line each)."""
     report = {"requested": isolation, "root": launch.is_root(),
               "bwrap": {"path": launch.bwrap_binary(), "version": launch.bwrap_version()},
               "toolchains": {name: toolchains.available(name) for name in toolchains.TOOLCHAINS}}
     try:
         pool = get_pool(isolation, 1)
     except SandboxUnavailable as exc:
-        return {**report, "level": None, "isolation": None, "error": str(exc)}
+        return {**report, "level": None, "isolation": None, "error": str(exc), "not_used": exc.reasons}
     worker = pool.workers[0]
     features = worker.features
     return {**report, "level": pool.level, "isolation": pool.isolation, "uid_drop": bool(features.get("uid")),
             "landlock": {"works": bool(features.get("landlock")), "abi": features.get("landlock") or 0},
             "seccomp": bool(features.get("seccomp")), "bwrap_works": pool.level == "bwrap",
             "cgroups": {"worker_caps": bool(features.get("cgroup")), "memory_cap_mb": worker.memory_cap >> 20,
-                        "pids_max": cgroups.PIDS_MAX}}
+                        "pids_max": cgroups.PIDS_MAX},
+            "not_used": _not_used(isolation, pool.level, features)}
+
+
+def _not_used(requested: str, level: str, features: dict) -> dict[str, str]:
+    """Why each level stronger than ``level``, and each mechanism missing from it, is not used."""
+    reasons = not_used(requested)
+    why = features.get("why_not") or {}
+    for name, feature in (("landlock", "landlock"), ("seccomp", "seccomp")):
+        if not features.get(feature):
+            reasons.setdefault(name, why.get(feature) or f"not applied at the {level} level")
+    if not features.get("uid"):
+        reasons["uid_drop"] = why.get("uid") or "not running as root: the programs keep this user's uid"
+    if not features.get("cgroup"):
+        reasons["cgroups"] = why.get("cgroup") or "unknown"
+    return reasons
 
 
 __all__ = ["run_many", "run_one", "isolation_report", "SandboxUnavailable", "WorkerError"]

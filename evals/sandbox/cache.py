@@ -4,7 +4,9 @@ The key is a hash of the program, its tests, its limits and the runtime version 
 semantics version, Python and numpy versions, and the toolchain version for other languages), so
 an identical re-execution costs nothing and any change that could alter the outcome misses.
 The compiler provides a DuckDB-backed cache (table ``exec_cache``); :class:`InMemoryCache` is the
-in-process one.
+in-process one. ``run_many`` stores new results as they arrive, a batch at a time
+(:class:`BatchedWrites`), so a run killed partway keeps every result stored before its last
+half second.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from importlib import metadata
 from typing import Protocol, runtime_checkable
 
@@ -81,3 +84,52 @@ def cacheable(result: ExecResult) -> bool:
         return False
     failure = result.first_failure or {}
     return failure.get("error_type") != "SandboxError"
+
+
+class BatchedWrites:
+    """New results on their way to an :class:`ExecCache`: stored a batch at a time, when
+    ``every`` results wait or ``seconds`` have passed since the last store, and at the end.
+
+    Only the thread that created it stores: that is the thread calling ``run_many``, in which
+    the pool hands results back, and a DuckDB connection must not be used from several threads
+    at once. Results added from any other thread wait for the next store from the owner.
+    Use it as a context manager: leaving stores what waits, and when leaving on an exception, a
+    failing store does not hide that exception.
+    """
+
+    def __init__(self, cache: ExecCache, every: int = 256, seconds: float = 0.5) -> None:
+        self.cache, self.every, self.seconds = cache, every, seconds
+        self._waiting: dict[str, ExecResult] = {}
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._last = time.monotonic()
+
+    def add(self, key: str, result: ExecResult) -> None:
+        """Queue ``result`` (when :func:`cacheable`) and store the batch if it is due."""
+        if not cacheable(result):
+            return
+        with self._lock:
+            self._waiting[key] = result
+            due = len(self._waiting) >= self.every or time.monotonic() - self._last >= self.seconds
+        if due and threading.get_ident() == self._owner:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store every waiting result now."""
+        with self._lock:
+            batch, self._waiting = self._waiting, {}
+            self._last = time.monotonic()
+        if batch:
+            self.cache.put_many(batch)
+
+    def __enter__(self) -> "BatchedWrites":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+            return
+        try:
+            self.flush()
+        except Exception:                           # noqa: BLE001 - the run's own error goes on
+            pass

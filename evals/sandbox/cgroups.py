@@ -55,6 +55,7 @@ class WorkerCgroup:
 
     def __init__(self, name: str, memory_bytes: int) -> None:
         self.dirs: list[Path] = []
+        self.why_not = ""                               # why there is no group, in one line
         own = _own_paths()
         for controller, limit_file, value in (("memory", "memory.limit_in_bytes", memory_bytes),
                                               ("pids", "pids.max", PIDS_MAX)):
@@ -62,22 +63,29 @@ class WorkerCgroup:
                 self._make(ROOT / controller / own[controller].lstrip("/") / name, limit_file, value)
         if not self.dirs and "" in own:
             self._make_v2(ROOT / own[""].lstrip("/"), name, memory_bytes)
+        if not self.dirs and not self.why_not:
+            self.why_not = "this process has no memory or pids cgroup controller (see /proc/self/cgroup)"
 
     def _make(self, path: Path, limit_file: str, value: int) -> None:
         remove_stale(path.parent)
         try:
             path.mkdir(exist_ok=True)
             (path / limit_file).write_text(str(value))
-        except OSError:
+        except OSError as exc:
+            self.why_not = f"cannot create {path}: {exc.strerror or exc}"
             return
         self.dirs.append(path)
 
     def _make_v2(self, parent: Path, name: str, memory_bytes: int) -> None:
         try:
             delegated = (parent / "cgroup.subtree_control").read_text().split()
-        except OSError:
+        except OSError as exc:
+            self.why_not = f"cannot read {parent / 'cgroup.subtree_control'}: {exc.strerror or exc}"
             return
-        if "memory" in delegated:
+        if "memory" not in delegated:
+            self.why_not = (f"cgroup v2: the memory controller is not delegated to {parent} "
+                            f"(cgroup.subtree_control: {' '.join(delegated) or 'empty'})")
+        else:
             path = parent / name
             self._make(path, "memory.max", memory_bytes)
             if "pids" in delegated and path in self.dirs:
@@ -97,8 +105,8 @@ class WorkerCgroup:
             for pid in pids:
                 try:
                     (path / "cgroup.procs").write_text(str(pid))
-                except OSError:
-                    ok = False
+                except OSError as exc:
+                    ok, self.why_not = False, f"cannot move the worker into {path}: {exc.strerror or exc}"
         return ok and self.active
 
     def remove(self, wait_s: float = 2.0) -> None:

@@ -4,8 +4,9 @@ Levels, strongest first:
 
 - ``bwrap``: the server runs inside bubblewrap (new pid, network, ipc, uts and cgroup namespaces;
   a minimal read-only root with only the system directories, the Python installation and this
-  package; a private size-limited ``/tmp``; a cleared environment; killed with its parent), plus
-  everything below;
+  package, bound on top of the private mounts wherever they live, the host's ``/tmp`` included; a
+  private size-limited ``/tmp`` with the job directories in ``/tmp/jobs``; a cleared environment;
+  killed with its parent), plus everything below;
 - ``landlock``: no namespaces; Landlock (read-only allowlist, writes only in the working
   directory, no TCP, no signals outside the job) and the seccomp deny-list;
 - ``rlimits``: resource limits, a new session and process-group sweep only.
@@ -17,6 +18,7 @@ it ``RLIMIT_NPROC`` does nothing). ``auto`` picks the strongest level that start
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -31,6 +33,7 @@ LEVELS = ("bwrap", "landlock", "rlimits")
 INSIDE_DIR = str(Path(__file__).resolve().parent / "inside")
 _CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 _TMP_BYTES = 256 << 20
+_MOUNTED = ("/tmp", "/dev", "/proc")          # made by bubblewrap itself (see _bwrap_args)
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1",
              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -70,7 +73,7 @@ def bwrap_version() -> str | None:
         return None
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
+        return (out.stdout.strip().splitlines() or [None])[0]
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -109,15 +112,33 @@ def _bind_system() -> list[str]:
 
 def _parent_dirs(paths: list[str]) -> list[str]:
     """Every ancestor of the bound paths, shallowest first (bubblewrap would otherwise copy the
-    host's permissions onto these mount-point directories, e.g. a private ``/root``)."""
+    host's permissions onto these mount-point directories, e.g. a private ``/root``). The mount
+    points bubblewrap makes itself (``/tmp``, ``/dev``, ``/proc``) are left out."""
     parents: list[str] = []
     for path in paths:
         parts = Path(path).parts
         for depth in range(2, len(parts)):
             parent = str(Path(*parts[:depth]))
-            if parent not in parents and not parent.startswith(("/usr", "/etc")):
+            if parent not in parents and not parent.startswith(("/usr", "/etc")) and parent not in _MOUNTED:
                 parents.append(parent)
     return sorted(parents, key=lambda p: p.count("/"))
+
+
+def _own_paths() -> list[str]:
+    """What bubblewrap binds besides the system directories: the interpreter, its packages and
+    this package (those under ``/usr`` and ``/etc`` come with the system binds)."""
+    return [p for p in [*_python_dirs(), INSIDE_DIR] if not p.startswith(("/usr/", "/etc/"))]
+
+
+def bwrap_workroot() -> str:
+    """Where job directories go inside bubblewrap: a directory of the private ``/tmp`` that holds
+    none of the bound paths, so the write access the children get there never reaches the mount
+    points of an interpreter or project that lives under the host's ``/tmp``."""
+    own = _own_paths()
+    for n in itertools.count():
+        candidate = "/tmp/jobs" + (f"-{n}" if n else "")
+        if not any(p == candidate or p.startswith(candidate + "/") for p in own):
+            return candidate
 
 
 def _bwrap_args() -> list[str]:
@@ -130,13 +151,16 @@ def _bwrap_args() -> list[str]:
     else:
         args += ["--unshare-all", "--unshare-user", "--disable-userns"]
     args += _bind_system()
-    own = [p for p in [*_python_dirs(), INSIDE_DIR] if not p.startswith(("/usr/", "/etc/"))]
+    # the private mounts first, the interpreter and this package on top of them: they may live
+    # under the host's /tmp (a clone in a temporary directory), which the private /tmp would hide
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--size", str(_TMP_BYTES), "--tmpfs", "/tmp",
+             "--perms", "0711", "--dir", bwrap_workroot()]
+    own = _own_paths()
     for parent in _parent_dirs(own):
         args += ["--perms", "0755", "--dir", parent]
     for path in own:
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--size", str(_TMP_BYTES), "--tmpfs", "/tmp",
-             "--hostname", "sandbox", "--chdir", "/tmp"]
+    args += ["--hostname", "sandbox", "--chdir", "/tmp"]
     for key, value in {**CHILD_ENV, "HOME": "/tmp"}.items():
         args += ["--setenv", key, value]
     return args

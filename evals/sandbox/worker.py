@@ -34,7 +34,19 @@ REPLY_MARGIN = 30.0
 
 
 class WorkerError(RuntimeError):
-    """The server could not start, or died / stopped answering during a job."""
+    """The server could not start, or died / stopped answering during a job. ``reason`` is the
+    gist in one line (what the server or bubblewrap said last, else what went wrong)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or one_line(message)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """The last non-empty line of ``text``, shortened to ``limit`` characters."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:
@@ -65,7 +77,7 @@ class Worker:
         if self.level != "bwrap" and self._workroot is None:
             self._workroot = tempfile.mkdtemp(prefix="distillc-sandbox-", dir=launch.workroot())
             os.chmod(self._workroot, 0o711)
-        command = launch.server_command(self.level, uid, self._workroot or "/tmp")
+        command = launch.server_command(self.level, uid, self._workroot or launch.bwrap_workroot())
         self._log = tempfile.TemporaryFile()
         env = None if self.level == "bwrap" else launch.server_env()
         try:
@@ -73,25 +85,40 @@ class Worker:
                                         stderr=self._log, env=env, close_fds=True).result()
         except OSError as exc:
             self.stop()
-            raise WorkerError(f"the {self.level} sandbox server cannot be started: {exc}") from None
+            raise WorkerError(f"the {self.level} sandbox server cannot be started: {exc}", str(exc)) from None
         self._handshake()
 
     def _handshake(self) -> None:
         try:
             if not _wait_readable(self.proc.stdout.fileno(), READY_TIMEOUT):
-                raise WorkerError("the sandbox server did not start in time")
+                raise WorkerError(f"the sandbox server did not start in {READY_TIMEOUT:.0f} s")
             ready = protocol.recv(self.proc.stdout.fileno())
-        except (protocol.ProtocolError, OSError) as exc:
-            log = self.log_tail()
+        except (protocol.ProtocolError, OSError, WorkerError) as exc:
+            log, reason = self.log_tail(), self._start_failure(exc)
             self.stop()
-            raise WorkerError(f"the {self.level} sandbox server failed to start: {exc}; {log}") from None
+            raise WorkerError(f"the {self.level} sandbox server failed to start: {exc}; {log}", reason) from None
         self.features = ready.get("features", {})
         self._cap_tree()
+
+    def _start_failure(self, exc: BaseException) -> str:
+        """Why the server did not get ready, in one line: its (or bubblewrap's) last words, else
+        how it ended."""
+        said = one_line(self.log_tail())
+        if said:
+            return said
+        try:
+            status = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return one_line(str(exc))
+        ended = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        return f"{self.proc.args[0]} {ended} before the server was ready, saying nothing"
 
     def _cap_tree(self) -> None:
         """Put the server's process tree in its own memory/pids-capped cgroup, when possible."""
         self._cgroup = cgroups.WorkerCgroup(f"{cgroups.PREFIX}{os.getpid()}-{id(self):x}", self.memory_cap)
         self.features["cgroup"] = self._cgroup.adopt(cgroups.process_tree(self.proc.pid))
+        if not self.features["cgroup"]:
+            self.features.setdefault("why_not", {})["cgroup"] = self._cgroup.why_not
 
     def log_tail(self, limit: int = 2000) -> str:
         if self._log is None:

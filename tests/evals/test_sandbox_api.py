@@ -132,14 +132,31 @@ def fresh_pools():
     pool.shutdown()
 
 
-@pytest.mark.parametrize("binary", [None, "/nonexistent/bwrap", "/bin/false"])
-def test_auto_falls_back_when_bubblewrap_is_missing_or_broken(fresh_pools, monkeypatch, binary):
+@pytest.mark.parametrize("binary, why", [
+    (None, "no bubblewrap binary"),
+    ("/nonexistent/bwrap", "No such file or directory: '/nonexistent/bwrap'"),
+    ("/bin/false", "/bin/false exited with status 1 before the server was ready"),
+])
+def test_auto_falls_back_when_bubblewrap_is_missing_or_broken_and_keeps_why(fresh_pools, monkeypatch, binary, why):
     monkeypatch.setattr(launch, "bwrap_binary", lambda: binary)
     result = run_one(job(), isolation="auto")
     assert result.status is Status.PASSED
     assert not result.isolation.startswith("bwrap") and result.isolation.endswith("rlimits")
-    with pytest.raises(SandboxUnavailable):
+    reasons = pool.not_used("auto")
+    assert list(reasons) == ["bwrap"] and why in reasons["bwrap"] and "\n" not in reasons["bwrap"]
+    with pytest.raises(SandboxUnavailable) as raised:
         run_one(job(), isolation="bwrap")
+    assert why in raised.value.reasons["bwrap"] and why in str(raised.value)
+
+
+def test_the_last_words_of_a_failing_bwrap_are_the_reason(fresh_pools, monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'some warning' >&2\necho 'bwrap: No permissions to create a new namespace' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(launch, "bwrap_binary", lambda: str(fake))
+    assert run_one(job(), isolation="auto").isolation.split("+")[0] != "bwrap"
+    assert pool.not_used("auto") == {"bwrap": "bwrap: No permissions to create a new namespace"}
 
 
 def test_unknown_isolation_and_mismatched_language_are_errors():
@@ -157,6 +174,25 @@ def test_isolation_report_describes_this_machine():
     if report["level"] == "bwrap":
         assert report["bwrap"]["path"] and report["bwrap"]["version"]
     assert report["uid_drop"] == (os.geteuid() == 0)
+    why = report["not_used"]
+    assert ("bwrap" in why) == (report["level"] != "bwrap")
+    assert ("landlock" in why) == (not report["landlock"]["works"])
+    assert ("seccomp" in why) == (not report["seccomp"])
+    assert ("uid_drop" in why) == (not report["uid_drop"])
+    assert ("cgroups" in why) == (not report["cgroups"]["worker_caps"])
+    assert all(reason and "\n" not in reason for reason in why.values())
+
+
+def test_a_failed_probe_says_what_went_wrong():
+    """The fork server's probes (Landlock, seccomp, uid drop) report what the attempt raised."""
+    from evals.sandbox.inside.server import Server
+
+    def refuse() -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    assert Server._probe(None, lambda: None) == ""
+    assert Server._probe(None, refuse) == "PermissionError: [Errno 1] Operation not permitted"
+    assert Server._probe(None, lambda: os._exit(3)) == "the probe ended with status 3"
 
 
 def test_string_hashing_is_the_same_in_every_worker():

@@ -94,3 +94,34 @@ def test_doctor_reports_the_isolation_level():
     assert {"level", "isolation", "bwrap", "uid_drop", "landlock", "seccomp", "cgroups", "python"} <= report.keys()
     human = distillc("doctor")
     assert human.returncode == 0 and f"sandbox isolation: {report['isolation']}" in human.stdout
+
+
+def test_doctor_says_why_a_level_or_mechanism_is_not_used(monkeypatch, tmp_path, capsys):
+    """bubblewrap that cannot start and no cgroup to nest in: doctor still works (landlock level)
+    and names each reason, from what bubblewrap said and what the cgroup tree refused."""
+    from compiler.cli import main
+    from evals.sandbox import cgroups, launch, pool
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'bubblewrap 0.0' && exit 0\n"
+                    "echo 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(launch, "bwrap_binary", lambda: str(fake))
+    launch.bwrap_version.cache_clear()
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path / "no-cgroups")
+    pool.shutdown()
+    try:
+        assert main(["doctor"]) == 0
+        human = capsys.readouterr().out
+        assert main(["doctor", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+    finally:
+        pool.shutdown()
+        launch.bwrap_version.cache_clear()
+    assert report["level"] == "landlock" and report["bwrap_works"] is False
+    assert report["not_used"]["bwrap"] == "bwrap: setting up uid map: Permission denied"
+    assert f"{tmp_path / 'no-cgroups'}/" in report["not_used"]["cgroups"]           # v1: create, v2: read
+    assert "bwrap: not used: bwrap: setting up uid map: Permission denied\n" in human
+    assert f"cgroups: not used: {report['not_used']['cgroups']}\n" in human
+    for name in ("landlock", "seccomp"):
+        assert (f"{name}: not used" in human) == (name in report["not_used"])

@@ -10,6 +10,7 @@ server even when it runs under the same uid). Landlock needs no privileges, only
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 
@@ -36,6 +37,16 @@ def abi_version() -> int:
     """The kernel's Landlock ABI version, 0 when Landlock is unavailable."""
     version = _libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))
     return max(int(version), 0)
+
+
+def why_unavailable() -> str:
+    """Why :func:`abi_version` is 0 here, in one line ("" when Landlock is available)."""
+    if _libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)) >= 0:
+        return ""
+    code = ctypes.get_errno()
+    hint = {errno.ENOSYS: " (a kernel without Landlock, or a container that filters the call)",
+            errno.EOPNOTSUPP: " (Landlock is built in but not enabled: add it to the kernel's lsm= list)"}
+    return f"landlock_create_ruleset: {os.strerror(code)}{hint.get(code, '')}"
 
 
 def _handled_fs(abi: int) -> int:

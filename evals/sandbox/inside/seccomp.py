@@ -46,6 +46,11 @@ def supported() -> bool:
     return platform.machine() in _ARCHES
 
 
+def why_unsupported() -> str:
+    """Why :func:`supported` is False here ("" when it is True)."""
+    return "" if supported() else f"no syscall numbers for this architecture ({platform.machine()})"
+
+
 def _stmt(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 

@@ -79,37 +79,60 @@ class Server:
                                     "features": self.features})
 
     def _probe_features(self) -> None:
-        """Prepare each optional mechanism and try it in a throwaway child; keep what works."""
-        self.ruleset_fd, self.filter = None, None
-        abi = landlock.abi_version() if self.options.get("landlock") else 0
-        if abi:
-            try:
-                fd = landlock.build_ruleset(self._read_paths(), [self.workroot, "/dev/null"], abi)
-            except OSError:
-                fd = None
-            if fd is not None and self._probe(lambda: landlock.restrict_self(fd)):
-                self.ruleset_fd, self.features["landlock"] = fd, abi
-        if self.options.get("seccomp") and seccomp.supported():
-            candidate = seccomp.Filter()
-            if self._probe(candidate.install):
+        """Prepare each optional mechanism and try it in a throwaway child; keep what works, and
+        say why for what was asked for and does not (``features["why_not"]``, one line each)."""
+        self.ruleset_fd, self.filter, why_not = None, None, {}
+        if self.options.get("landlock"):
+            why_not["landlock"] = self._probe_landlock()
+        if self.options.get("seccomp"):
+            candidate = seccomp.Filter() if seccomp.supported() else None
+            why_not["seccomp"] = self._probe(candidate.install) if candidate else seccomp.why_unsupported()
+            if not why_not["seccomp"]:
                 self.filter, self.features["seccomp"] = candidate, True
-        if self.uid is not None and not self._probe(lambda: confine.drop_uid(self.uid)):
-            self.features["uid"], self.uid = False, None
+        if self.uid is not None:
+            why_not["uid"] = self._probe(lambda: confine.drop_uid(self.uid))
+            if why_not["uid"]:
+                self.features["uid"], self.uid = False, None
+        self.features["why_not"] = {name: why for name, why in why_not.items() if why}
         self.confinement = confine.Confinement(uid=self.uid, ruleset_fd=self.ruleset_fd, seccomp=self.filter,
                                                nproc=self.options.get("nproc", self.uid is not None),
                                                close_range=bool(self.options.get("close_range")))
 
-    def _probe(self, action) -> bool:
+    def _probe_landlock(self) -> str:
+        """Build the ruleset and try it; "" when it works, else why not."""
+        abi = landlock.abi_version()
+        if not abi:
+            return landlock.why_unavailable() or "Landlock reports no ABI version"
+        try:
+            fd = landlock.build_ruleset(self._read_paths(), [self.workroot, "/dev/null"], abi)
+        except OSError as exc:
+            return f"the ruleset cannot be built: {exc}"
+        why = self._probe(lambda: landlock.restrict_self(fd))
+        if why:
+            os.close(fd)
+        else:
+            self.ruleset_fd, self.features["landlock"] = fd, abi
+        return why
+
+    def _probe(self, action) -> str:
+        """Run ``action`` in a throwaway child; "" when it worked, else what it raised."""
+        read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(read)
             try:
                 confine.no_new_privs()
                 action()
                 os._exit(0)
-            except BaseException:                           # noqa: BLE001
+            except BaseException as exc:                    # noqa: BLE001
+                os.write(write, f"{type(exc).__name__}: {exc}"[:300].encode("utf-8", "replace"))
                 os._exit(1)
+        os.close(write)
         _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status) == 0
+        said = os.read(read, 2048).decode("utf-8", "replace")
+        os.close(read)
+        code = os.waitstatus_to_exitcode(status)
+        return "" if code == 0 else (said or f"the probe ended with status {code}")
 
     def _read_paths(self) -> list[str]:
         return list(self.options.get("read_paths") or [])
