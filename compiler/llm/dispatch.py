@@ -7,6 +7,12 @@ error releases its slot, backs off and tries again until ``max_attempts``. An an
 before its slot is released (see :mod:`compiler.llm.recorder`), so a ``kill -9`` loses no answer
 that came back. The group commits of the buffered rows run in order on one thread of their own:
 DuckDB releases the GIL while it works, so commits (and their fsyncs) never stall the event loop.
+
+In-process backends get chunks. A chunk whose ``complete_batch`` raises (out of memory, say) is
+split in halves that are tried again, down to single requests; a single request that still raises
+fails for now (``generation_error``, transient: the stage is not saved and the next compile retries
+it). Errors of the model itself rather than of the batch (it cannot be loaded, a dependency is
+missing, the configuration is wrong: :class:`~compiler.errors.DistillcError`) propagate at once.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from compiler.errors import DistillcError
 from compiler.llm.backend import ConcurrentBackend, FatalError, InProcessBackend, RetryableError
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
@@ -215,17 +222,38 @@ def run_in_process(backend: InProcessBackend, recorder: Recorder, jobs: list[Job
     return outcome
 
 
-def _complete_chunk(backend: InProcessBackend, recorder: Recorder, part: list[Job], charge: Callable[[float], None]) -> None:
-    t0 = time.monotonic()
-    for job in part:
-        job.attempts = 1
+def _complete_chunk(backend: InProcessBackend, recorder: Recorder, part: list[Job],
+                    charge: Callable[[float], None]) -> None:
+    """Complete ``part``, halving whatever batch raises; a single request that still raises fails for now."""
+    todo = [part]
+    while todo:
+        jobs = todo.pop()
+        t0 = time.monotonic()
+        error = _try_batch(backend, recorder, jobs, charge)
+        if error is None:
+            continue
+        if len(jobs) > 1:
+            half = (len(jobs) + 1) // 2
+            todo += [jobs[half:], jobs[:half]]     # the first half is tried first
+        else:
+            recorder.fail(jobs[0], "generation_error", error, time.monotonic() - t0)
+
+
+def _try_batch(backend: InProcessBackend, recorder: Recorder, jobs: list[Job],
+               charge: Callable[[float], None]) -> str | None:
+    """One ``complete_batch`` of ``jobs``: None when every job got its answer, else what went wrong."""
+    for job in jobs:
+        job.attempts += 1
         recorder.sent(job)
+    t0 = time.monotonic()
     try:
-        completions = backend.complete_batch([j.request for j in part])
-    except Exception as exc:  # the whole chunk failed: each request becomes a failure row
-        for job in part:
-            recorder.fail(job, "backend_error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
-        return
-    latency = (time.monotonic() - t0) / max(1, len(part))
-    for job, completion in zip(part, completions):
+        completions = backend.complete_batch([j.request for j in jobs])
+    except DistillcError:
+        raise
+    except Exception as exc:  # a failure of this batch (out of memory...): smaller batches may pass
+        lines = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {lines[0] if lines else 'no details'}"
+    latency = (time.monotonic() - t0) / max(1, len(jobs))
+    for job, completion in zip(jobs, completions):
         charge(recorder.complete(job, completion, latency))
+    return None

@@ -100,7 +100,9 @@ class LLMResult:
     transient: bool = False   # failed for now (connection, timeout, rate limit, 5xx): worth retrying later
 
 
-TRANSIENT_REASONS = frozenset({"timeout", "connection", "rate_limited", "bad_response", "http_429"})
+# generation_error: an in-process batch that kept raising (out of memory, say) down to a single request
+TRANSIENT_REASONS = frozenset({"timeout", "connection", "rate_limited", "bad_response", "http_429",
+                               "generation_error"})
 
 
 def is_transient(reason: str) -> bool:
