@@ -72,6 +72,7 @@ class Job:
     tokens_estimate: int = 0
     batch_id: str | None = None
     size: list[float] | None = None    # see request_size, computed when first sent
+    served: str | None = None          # JSON of the rows its first request serves, computed when first needed
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def request_size(req: LLMRequest, price: Price, *, batch: bool) -> list[float]:
     texts = [req.prompt or ""] if req.messages is None else [c for _, c in req.messages]
     overhead = CHAT_OVERHEAD * (len(texts) + 1)
     est = sum(len(t) for t in texts) // 4 + (4 * len(texts) + 3 if req.messages is not None else 1)
-    most = sum(len(t.encode("utf-8")) for t in texts) + overhead
+    most = sum(len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts) + overhead
     usd = price.cost(Usage(prompt_tokens=most, completion_tokens=req.max_tokens), batch=batch)
     return [est, most, req.max_tokens, usd]
 
@@ -118,8 +119,10 @@ class Recorder:
         return json.dumps(list(self.requests[index].served_rows))
 
     def _event(self, kind: str, job: Job, **fields: object) -> dict[str, object]:
+        if job.served is None:
+            job.served = self._served(job.indices[0])
         return {"ev": kind, "t": time.time(), "id": job.call_id, "key": job.key, "ctx": self._ctx,
-                "served": self._served(job.indices[0]), "att": job.attempts, **fields}
+                "served": job.served, "att": job.attempts, **fields}
 
     def _record(self, event: dict[str, object]) -> None:
         """Journal the event (it survives a kill from here on), then buffer its rows."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 SUFFIX = ".jsonl"
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _OPEN: set[str] = set()          # segments being written by this process (never folded from under it)
 _OPEN_LOCK = threading.Lock()
 
@@ -52,7 +53,7 @@ class JournalWriter:
 
     def append(self, event: dict[str, Any]) -> None:
         """Write one event as one line; it has reached the kernel when this returns."""
-        line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        line = (_encode(event) + "\n").encode("utf-8")
         with self._lock:
             if self._fd is None:
                 self._open()
