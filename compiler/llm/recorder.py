@@ -139,7 +139,8 @@ class Recorder:
     # -- sending -------------------------------------------------------------------------------
     def sent(self, job: Job) -> None:
         """``job`` is about to be sent (its ``attempts`` already counts this attempt)."""
-        self._record(self._sent_event(job))
+        if self._journal is not None:
+            self._record(self._sent_event(job))
 
     def retrying(self, job: Job, reason: str, detail: str) -> None:
         """An attempt of ``job`` failed and another will follow after a pause: not in flight meanwhile."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
-CallStatus = Literal["pending", "ok", "retried", "failed", "cache_hit", "interrupted"]
+CallStatus = Literal["pending", "retrying", "ok", "retried", "failed", "cache_hit", "interrupted"]
 
 
 @dataclass(frozen=True)
