@@ -20,10 +20,11 @@ stage_fp, price_version], the ``served`` row ids as JSON and the attempt count `
 - ``failed``: a request that failed for good: its ledger row and one ``llm_failures`` row per request
   it served (``rows``: [call id, served]), with ``reason``, ``detail``, ``error``, ``usd``, ``lat``.
 
-Writes are idempotent, so a segment replayed after its transaction committed (a kill between the
-commit and the file's deletion) changes nothing: ledger rows are upserted by call id (an unfinished
-row takes the latest ``sent``/``error`` state, a finished one is never reopened) and then finished by
-call id; cache entries, cache hits and failures insert ON CONFLICT DO NOTHING.
+Replaying is idempotent, so a segment replayed after its transaction committed (a kill between the
+commit and the file's deletion) changes nothing: ledger rows are created ON CONFLICT DO NOTHING, an
+unfinished row takes the latest ``sent``/``error`` state by call id (a finished one is never
+reopened) and is finished by call id; cache entries, cache hits and failures insert ON CONFLICT DO
+NOTHING.
 
 :func:`recover` then settles the unfinished rows of dead processes. ``pending`` ones become
 ``interrupted``: calls in flight when the process died, whose answer never reached the journal (the
@@ -47,14 +48,20 @@ if TYPE_CHECKING:
 
 INTERRUPTED_ERROR = "sent, but no answer was recorded before the process ended"
 ABANDONED_ERROR = "the process ended before the next attempt"
-UNFINISHED = ("pending", "retrying")
 
 
 @dataclass
 class Rows:
-    """Rows to commit in one transaction, from events; ``segment`` is the journal file holding them."""
+    """Rows to commit in one transaction, from events; ``segment`` is the journal file holding them.
 
+    ``sent`` holds the ledger rows to create (a call's first attempt), ``changed`` the state of rows
+    created by an earlier group (a failed attempt, a retry). Live group commits create rows with a
+    plain INSERT, since a call's first event is always its first ``sent`` (conflict handling costs
+    DuckDB twice as much); ``replay`` (recovery) inserts ON CONFLICT DO NOTHING instead."""
+
+    replay: bool = False
     sent: dict[str, tuple] = field(default_factory=dict)
+    changed: dict[str, tuple] = field(default_factory=dict)
     final: list[tuple] = field(default_factory=list)
     cache: list[tuple] = field(default_factory=list)
     hits: list[tuple] = field(default_factory=list)
@@ -67,17 +74,14 @@ class Rows:
 
     @property
     def empty(self) -> bool:
-        return not (self.sent or self.final or self.hits or self.failures)
+        return not (self.sent or self.changed or self.final or self.hits or self.failures)
 
-    def add(self, ev: dict[str, Any], *, replay: bool = False) -> None:
-        """Fold one event in. ``replay`` (recovery) also creates the ledger row of a finished call
-        from its final event, in case its ``sent`` event was in a segment already gone."""
+    def add(self, ev: dict[str, Any]) -> None:
+        """Fold one event in. On replay, a finished call's final event also creates its ledger row,
+        in case its ``sent`` event was in a segment already gone."""
         kind = ev.get("ev")
-        if kind == "sent":
-            self.sent[ev["id"]] = _sent_row(ev)
-            return
-        if kind == "error":
-            self.sent[ev["id"]] = _sent_row(ev, status="retrying", error=f"{ev['reason']}: {ev['detail']}"[:1000])
+        if kind in ("sent", "error"):
+            self._state(ev, kind)
             return
         if kind == "ok":
             self._answer(ev)
@@ -85,8 +89,20 @@ class Rows:
             self._failure(ev)
         else:
             return
-        if replay:
+        if self.replay:
             self.sent.setdefault(ev["id"], _sent_row(ev, started=ev["t"] - (ev.get("lat") or 0.0)))
+
+    def _state(self, ev: dict[str, Any], kind: str) -> None:
+        """In flight (``sent``) or waiting for its next attempt (``error``)."""
+        call_id = ev["id"]
+        status, error = ("pending", None) if kind == "sent" else ("retrying", f"{ev['reason']}: {ev['detail']}"[:1000])
+        row = self.sent.get(call_id)
+        if row is not None:                                  # created in this same group
+            self.sent[call_id] = (*row[:8], ev["att"], *row[9:16], status, error)
+        elif kind == "sent" and ev["att"] == 1:               # the call's first event
+            self.sent[call_id] = _sent_row(ev)
+        else:
+            self.changed[call_id] = (call_id, status, ev["att"], error)
 
     def add_hit(self, call_id: str, key: str, ctx: list[str], served: str, t: float) -> None:
         self.hits.append((call_id, key, *ctx, served, t))
@@ -120,6 +136,7 @@ def _columns(rows: list[tuple] | Any) -> list[list[Any]]:
 
 def write(con: "duckdb.DuckDBPyConnection", rows: Rows) -> None:
     """Commit ``rows`` through ``con`` (the caller holds the transaction)."""
+    conflict = " ON CONFLICT DO NOTHING" if rows.replay else ""
     if rows.sent:
         con.execute(
             "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, price_version, attempts, "
@@ -127,9 +144,13 @@ def write(con: "duckdb.DuckDBPyConnection", rows: Rows) -> None:
             "max_usd, status, error) SELECT unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "
             "unnest($6), unnest($7), unnest($8), unnest($9::INTEGER[]), unnest($10)::JSON, unnest($11::VARCHAR[]), "
             "to_timestamp(unnest($12::DOUBLE[]))::TIMESTAMP, unnest($13::BIGINT[]), unnest($14::BIGINT[]), "
-            "unnest($15::BIGINT[]), unnest($16::DOUBLE[]), unnest($17), unnest($18::VARCHAR[]) "
-            "ON CONFLICT DO UPDATE SET status = excluded.status, attempts = excluded.attempts, error = excluded.error "
-            "WHERE llm_calls.status IN ('pending', 'retrying')", _columns(rows.sent.values()))
+            "unnest($15::BIGINT[]), unnest($16::DOUBLE[]), unnest($17), unnest($18::VARCHAR[])" + conflict,
+            _columns(rows.sent.values()))
+    if rows.changed:
+        con.execute("UPDATE llm_calls SET status = c.status, attempts = c.att, error = c.err FROM (SELECT "
+                    "unnest($1) AS call_id, unnest($2) AS status, unnest($3::INTEGER[]) AS att, "
+                    "unnest($4::VARCHAR[]) AS err) c WHERE llm_calls.call_id = c.call_id "
+                    "AND llm_calls.status IN ('pending', 'retrying')", _columns(rows.changed.values()))
     if rows.cache:
         con.execute("INSERT INTO llm_cache SELECT unnest($1), unnest($2), unnest($3), unnest($4)::JSON, "
                     "unnest($5)::JSON, to_timestamp(unnest($6::DOUBLE[]))::TIMESTAMP ON CONFLICT DO NOTHING",
@@ -149,7 +170,7 @@ def write(con: "duckdb.DuckDBPyConnection", rows: Rows) -> None:
             "served_rows, created_at, finished_at, status, usd, attempts) SELECT unnest($1), unnest($2), "
             "unnest($3), unnest($4), unnest($5), unnest($6), unnest($7), unnest($8), unnest($9)::JSON, "
             "to_timestamp(unnest($10::DOUBLE[]))::TIMESTAMP, to_timestamp(unnest($10::DOUBLE[]))::TIMESTAMP, "
-            "'cache_hit', 0, 0 ON CONFLICT DO NOTHING", _columns(rows.hits))
+            "'cache_hit', 0, 0" + conflict, _columns(rows.hits))
     if rows.failures:
         con.execute(
             "INSERT INTO llm_failures SELECT unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), "
@@ -166,11 +187,11 @@ def recover(store: "Store", live_prefix: str) -> int:
     call id starts with ``live_prefix`` (this process's own calls, possibly still in flight)."""
     directory = journal.journal_dir(store.path)
     paths = journal.segments(directory)
-    rows = Rows()
+    rows = Rows(replay=True)
     for path in paths:
         for ev in journal.read(path):
             try:
-                rows.add(ev, replay=True)
+                rows.add(ev)
             except (KeyError, TypeError, ValueError):
                 continue              # a line this version cannot read: skipped, never fatal
     with store.transaction() as con:

@@ -102,3 +102,24 @@ def test_a_store_from_before_the_journal_reads_its_pending_rows_as_interrupted(t
         assert store.con.execute("SELECT status FROM llm_calls").fetchall() == [("interrupted",)]
         found = ledger.interrupted_calls(store.con)
         assert (found["calls"], found["unbounded"], ledger.totals(store.con)[0]["interrupted"]) == (1, 1, 1)
+
+
+def test_a_retry_journaled_after_its_first_attempt_was_committed_settles_by_call_id(tmp_path):
+    path = tmp_path / "s.duckdb"
+    ctx = CallContext("openai", "m", None, "teacher", "teach", "fp", PRICE, "v1")
+    reqs = chat_requests(2)
+    with Store.open(path) as store:
+        rec = Recorder(store, ctx, reqs)
+        jobs = [Job(r, f"key{i}", [i], call_id=f"dead{i:04d}", attempts=1) for i, r in enumerate(reqs)]
+        for job in jobs:
+            rec.sent(job)
+        rec.flush()                                   # both committed as in flight
+        assert [r[0] for r in store.con.execute("SELECT status FROM llm_calls").fetchall()] == ["pending"] * 2
+        for job in jobs:
+            rec.retrying(job, "http_500", "server error")
+        jobs[1].attempts = 2
+        rec.sent(jobs[1])                             # the second one went out again; then the process died
+        rec.take()
+    with Store.open(path) as store:
+        assert store.con.execute("SELECT call_id, status, attempts FROM llm_calls ORDER BY call_id").fetchall() == \
+            [("dead0000", "failed", 1), ("dead0001", "interrupted", 2)]
