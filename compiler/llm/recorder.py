@@ -5,7 +5,7 @@ request goes out (each attempt) a ``sent`` event is journaled; an answer is jour
 text, usage and dollars) before it is used and before its concurrency slot goes to another request;
 a request that fails for good is journaled as ``failed``. Each line is one plain ``write()``, so it
 survives a ``kill -9`` of the process. The same events are folded into an in-memory buffer
-(:class:`~compiler.llm.fold.Rows`) that is committed to DuckDB as a group (every 128 rows or 0.1 s;
+(:class:`~compiler.llm.fold.Rows`) that is committed to DuckDB as a group (every 512 rows or 0.5 s;
 DuckDB statements cost milliseconds each, whatever their size), after which the journal segment
 holding them is deleted. A store opened after a crash folds the leftover segments in first: every
 answer that reached the journal is cached and billed, and every call that was sent with no answer
