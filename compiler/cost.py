@@ -1,5 +1,6 @@
 """What a corpus version cost: ledger totals per stage or model, and per kept example through its
-lineage.
+lineage. Interrupted calls (sent, but the process died before their answer was recorded) are not in
+the total: they are listed apart, each with the most it could have cost.
 
 Per example, every dollar of the version's ledger is assigned to exactly one place, so the examples
 add up to the total:
@@ -130,7 +131,8 @@ def version_cost(store: Store, version: Version, by: str | None) -> dict[str, An
     total = ledger.totals(store.con, stage_fps=fps)[0]
     out: dict[str, Any] = {"corpus": version.corpus, "version": version.version, "ref": version.ref,
                            "total": total, "usd": float(total["usd"]), "rows": version.rows,
-                           "reused_usd": reused_usd(store, fps)}
+                           "reused_usd": reused_usd(store, fps),
+                           "interrupted": ledger.interrupted_calls(store.con, fps)}
     if by in ("stage", "model"):
         groups = ledger.totals(store.con, by=by, stage_fps=fps)
         if by == "stage":

@@ -11,7 +11,7 @@ from compiler.store.versions import Version
 
 def stage_calls(store: Store, fp: str) -> dict[str, Any]:
     sent, hits, usd = store.con.execute(
-        "SELECT count(*) FILTER (WHERE status NOT IN ('cache_hit', 'pending')), "
+        "SELECT count(*) FILTER (WHERE status NOT IN ('cache_hit', 'pending', 'interrupted')), "
         "count(*) FILTER (WHERE status = 'cache_hit'), coalesce(sum(usd), 0) "
         "FROM llm_calls WHERE stage_fp = ?", [fp]).fetchall()[0]
     return {"llm_calls": int(sent), "cache_hits": int(hits), "usd": float(usd)}

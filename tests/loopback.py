@@ -65,6 +65,13 @@ class Tally:
     max_in_flight: int = 0
 
 
+def repaid(bodies: Counter, need: Counter) -> int:
+    """Answers in ``bodies`` (a snapshot of ``Tally.bodies``) beyond the ``need`` of each body: how many
+    distinct requests carry it (an uninterrupted run's ``Tally.bodies``; requests that differ only in
+    their sample index send identical bodies). Each is an answer that was paid for a second time."""
+    return sum(max(0, n - need[body]) for body, n in bodies.items())
+
+
 def count_tokens(text: str) -> int:
     """The loopback tokenizer: one token per whitespace-separated word (deterministic, cheap)."""
     return len(text.split())

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", choices=("stage", "model", "example"), default=None,
                    help="break the total down (example: each kept record with its ancestors and its "
                         "share of discarded siblings)")
-    p.add_argument("--limit", type=int, default=20, help="examples printed with --by example (default 20)")
+    p.add_argument("--limit", type=int, default=20,
+                   help="examples printed with --by example, and interrupted calls listed (default 20)")
     add_store(p)
     add_json(p)
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out['ref']}: {money(out['usd'])} over {t['calls']} calls ({t['cache_hits']} cache hits, "
           f"{t['failed']} failed, {t['interrupted']} interrupted); {t['prompt_tokens']} prompt + "
           f"{t['completion_tokens']} completion tokens; cached answers reused worth {money(out['reused_usd'])}")
+    print_interrupted(out["interrupted"], args.limit)
     if out.get("groups") is not None:
         key = out["by"]
         print_table([key, "calls", "cache_hits", "failed", "prompt_tok", "completion_tok", "usd"],
@@ -50,3 +52,21 @@ def run(args: argparse.Namespace) -> int:
                     [[e["row_id"], e["task_id"], e["variant"], money(e["usd"]), money(e["ancestors_usd"]),
                       money(e["siblings_usd"])] for e in rows])
     return 0
+
+
+def print_interrupted(found: dict, limit: int) -> None:
+    """Calls sent whose answer was never recorded (the process died): not in the total, each with the
+    most it could have cost."""
+    if not found["calls"]:
+        return
+    unbounded = f"; {found['unbounded']} from an older distillc carry no bound" if found["unbounded"] else ""
+    print(f"{found['calls']} interrupted calls (sent, no answer recorded when the process ended; not in the "
+          f"total): ~{found['est_prompt_tokens']} prompt tokens (estimated), at most {found['max_prompt_tokens']} "
+          f"prompt + {found['max_completion_tokens']} completion tokens, at most {money(found['max_usd'])}{unbounded}")
+    rows = found["rows"][:limit]
+    print_table(["call_id", "stage", "model", "sent_at", "est_prompt", "max_prompt", "max_completion", "max_usd"],
+                [[r["call_id"], r["stage"], r["model"], str(r["sent_at"])[:19], r["est_prompt_tokens"],
+                  r["max_prompt_tokens"], r["max_completion_tokens"],
+                  "?" if r["max_usd"] is None else money(r["max_usd"])] for r in rows])
+    if len(found["rows"]) > len(rows):
+        print(f"... {len(found['rows']) - len(rows)} more (--limit N, or --json for all)")

@@ -9,6 +9,7 @@ runner builds one per role with a shared :class:`compiler.llm.budget.Budget`. Mo
 - ``transformers_backend``, ``vllm_backend``: in-process backends.
 - ``dispatch`` + ``concurrency``: workers, adaptive concurrency, rpm/tpm limits, retries.
 - ``batch``: the OpenAI Batch API mode.
-- ``cache``, ``recorder``: the raw response cache and the ledger's write path.
+- ``cache``, ``recorder``, ``fold``: the raw response cache and the ledger's write path (a journal
+  line per event, group commits to DuckDB, recovery of what a dead process journaled).
 - ``prices`` (+ ``prices.json``), ``budget``, ``estimate``, ``ledger``: dollars in, dollars out.
 """

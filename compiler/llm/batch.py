@@ -9,7 +9,10 @@ A crash never submits twice. Before anything is uploaded, one transaction record
 provider's batch carries our local id in its metadata, and its id is stored as soon as it exists.
 A rerun finds pending rows of its requests that belong to an unfinished batch and picks that batch
 up: by stored id, else by looking for our local id in the provider's batch list, and only when the
-provider never saw it does it submit those items again.
+provider never saw it does it submit those items again. These pending rows are the one place where
+ledger rows are written ahead of sending (:meth:`~compiler.llm.recorder.Recorder.register`, straight to
+DuckDB, not the journal), and the store's recovery leaves them pending for the rerun to adopt; the
+answers collected are journaled like any other call's before they are used.
 """
 
 from __future__ import annotations

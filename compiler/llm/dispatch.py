@@ -1,13 +1,18 @@
 """Sending: a pool of workers for concurrent backends, chunked calls for in-process ones.
 
 Concurrent backends get one worker task per allowed slot (not one task per request: tens of
-thousands of idle tasks cost CPU for nothing). A worker takes the next registered job, waits for the
-rate limiter and the adaptive limit, sends, and on a retryable error releases its slot, backs off
-and tries again until ``max_attempts``. Jobs are registered (pending ledger rows) a chunk (the current
-limit) at a time, kept up to two chunks ahead of the workers so a slow commit never leaves them idle,
-and the budget is asked before every new job.
-All store writes run in order on one thread of their own: DuckDB releases the GIL while it works,
-so commits (and their fsyncs) never stall the event loop.
+thousands of idle tasks cost CPU for nothing). A worker takes the next job, asks the budget, waits
+for the rate limiter and the adaptive limit, journals the attempt as sent, sends, and on a retryable
+error releases its slot, backs off and tries again until ``max_attempts``. An answer is journaled
+before its slot is released (see :mod:`compiler.llm.recorder`), so a ``kill -9`` loses no answer
+that came back. The group commits of the buffered rows run in order on one thread of their own:
+DuckDB releases the GIL while it works, so commits (and their fsyncs) never stall the event loop.
+
+In-process backends get chunks. A chunk whose ``complete_batch`` raises (out of memory, say) is
+split in halves that are tried again, down to single requests; a single request that still raises
+fails for now (``generation_error``, transient: the stage is not saved and the next compile retries
+it). Errors of the model itself rather than of the batch (it cannot be loaded, a dependency is
+missing, the configuration is wrong: :class:`~compiler.errors.DistillcError`) propagate at once.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+from compiler.errors import DistillcError
 from compiler.llm.backend import ConcurrentBackend, FatalError, InProcessBackend, RetryableError
 from compiler.llm.concurrency import AdaptiveLimit, RateLimiter, RetryPolicy
 from compiler.llm.recorder import Job, Recorder
 
-FLUSH_EVERY_S = 0.1   # longest a finished call waits for its commit (what a crash can lose)
-FLUSH_ROWS = 128      # commit sooner once this many rows are waiting
+FLUSH_EVERY_S = 0.5   # longest a finished call waits for its commit (it is journaled meanwhile)
+FLUSH_ROWS = 512      # commit sooner once this many rows are waiting
 FLUSH_CHECK_S = 0.05
 LAG_PROBE_S = 0.05    # how often the event loop's own lateness is measured
 
@@ -61,14 +67,12 @@ class ConcurrentDispatch:
         self.rng = random.Random(seed)
         self.outcome = Outcome()
         self._todo: deque[Job] = deque()
-        self._ready: deque[Job] = deque()
         self._stopped = False
         self._answered = False   # some response (an answer or an HTTP status) came back
 
     async def run(self, jobs: list[Job]) -> Outcome:
         self._todo.extend(jobs)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-ledger")
-        self._registering: asyncio.Task[None] | None = None
         flusher = asyncio.create_task(self._flush_loop())
         lag_probe = asyncio.create_task(self._lag_loop())
         workers = [asyncio.create_task(self._worker()) for _ in range(min(self.limit.max_limit, len(jobs)))]
@@ -83,49 +87,19 @@ class ConcurrentDispatch:
         return self.outcome
 
     async def _settle(self) -> None:
-        """Drop the pending rows of jobs never sent and commit everything that finished."""
-        if self._registering is not None:
-            await asyncio.shield(self._registering)
-        self.outcome.not_sent.extend(self._ready)
+        """Hand back the jobs never sent and commit everything journaled."""
         self.outcome.not_sent.extend(self._todo)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._db, self.recorder.unregister, list(self._ready))
+        self._todo.clear()
         await self._flush()
         self._db.shutdown(wait=True)
 
     async def _next(self) -> Job | None:
-        while True:
-            if self._stopped:
-                return None
-            if not self.admits():
-                self._stopped = True
-                return None
-            if len(self._ready) <= 2 * self._chunk() and self._todo and self._registering is None:
-                self._register_next()
-            if self._ready:
-                return self._ready.popleft()
-            if self._registering is None:
-                return None
-            await asyncio.shield(self._registering)
-
-    def _chunk(self) -> int:
-        return max(8, int(self.limit.limit))
-
-    def _register_next(self) -> None:
-        """Start committing pending rows for the next chunk; its jobs become ready when done."""
-        chunk = [self._todo.popleft() for _ in range(min(len(self._todo), self._chunk()))]
-        self._registering = asyncio.ensure_future(self._register(chunk))
-
-    async def _register(self, chunk: list[Job]) -> None:
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._db, self.recorder.register, chunk)
-            self._ready.extend(chunk)
-        except BaseException:
-            self._todo.extendleft(reversed(chunk))
+        if self._stopped or not self._todo:
+            return None
+        if not self.admits():
             self._stopped = True
-            raise
-        finally:
-            self._registering = None
+            return None
+        return self._todo.popleft()
 
     async def _worker(self) -> None:
         while (job := await self._next()) is not None:
@@ -140,7 +114,7 @@ class ConcurrentDispatch:
             return True
         if self._stopped or not self.admits():   # halted meanwhile, or the budget says no
             self.limit.release()
-            self._ready.appendleft(job)
+            self._todo.appendleft(job)
             self._stopped = True
             return False
         self.outcome.sent += 1
@@ -151,6 +125,7 @@ class ConcurrentDispatch:
             if not await self._admitted(job):
                 return
             job.attempts += 1
+            self.recorder.sent(job)
             t0 = time.monotonic()
             try:
                 completion = await self.backend.acomplete(job.request)
@@ -162,21 +137,21 @@ class ConcurrentDispatch:
                     return
                 continue
             except FatalError as exc:
-                self.limit.release()
                 self.recorder.fail(job, exc.reason, exc.detail, time.monotonic() - t0)
+                self.limit.release()
                 if exc.reason in HALTING_FATAL and not self._answered:
                     self._halt(str(exc))
                 self._answered = True
                 return
             except Exception as exc:  # a bug or an unexpected library error: record, never lose the row
-                self.limit.release()
                 self.recorder.fail(job, "error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+                self.limit.release()
                 return
             latency = time.monotonic() - t0
             self._answered = True
+            self.charge(self.recorder.complete(job, completion, latency))   # journaled before the slot is reused
             self.limit.release()
             self.limit.on_success(latency)
-            self.charge(self.recorder.complete(job, completion, latency))
             return
 
     async def _after_retryable(self, job: Job, exc: RetryableError, latency: float) -> bool:
@@ -190,6 +165,7 @@ class ConcurrentDispatch:
             if exc.reason in NO_RESPONSE and not self._answered:
                 self._halt(f"{NO_RESPONSE[exc.reason]} ({exc})")
             return False
+        self.recorder.retrying(job, exc.reason, exc.detail)
         await asyncio.sleep(self.retry.delay(job.attempts, exc.retry_after, self.rng))
         return True
 
@@ -207,7 +183,8 @@ class ConcurrentDispatch:
 
     async def _flush_loop(self) -> None:
         """Commit when enough rows have gathered or the oldest has waited ``FLUSH_EVERY_S``: each
-        commit costs the same few milliseconds whatever its size."""
+        commit costs the same few milliseconds whatever its size, and what waits is journaled, so
+        the interval costs nothing in crash safety."""
         last = time.monotonic()
         while True:
             await asyncio.sleep(FLUSH_CHECK_S)
@@ -218,9 +195,9 @@ class ConcurrentDispatch:
 
     async def _flush(self) -> None:
         rows = self.recorder.take()
-        if len(rows) or rows.failures:
+        if not rows.empty or rows.segment is not None:
             await asyncio.get_running_loop().run_in_executor(self._db, self.recorder.write, rows)
-            if self.on_flush:
+            if self.on_flush and len(rows):
                 self.on_flush(len(rows))
 
 
@@ -229,31 +206,55 @@ def run_in_process(backend: InProcessBackend, recorder: Recorder, jobs: list[Job
                    on_flush: Callable[[int], None] | None = None) -> Outcome:
     """Send jobs to an in-process backend ``chunk`` at a time, committing after each chunk."""
     outcome = Outcome()
-    for start in range(0, len(jobs), chunk):
-        if not admits():
-            outcome.not_sent.extend(jobs[start:])
-            break
-        part = jobs[start:start + chunk]
-        recorder.register(part)
-        outcome.sent += len(part)
-        _complete_chunk(backend, recorder, part, charge)
-        n = recorder.buffered
+    try:
+        for start in range(0, len(jobs), chunk):
+            if not admits():
+                outcome.not_sent.extend(jobs[start:])
+                break
+            part = jobs[start:start + chunk]
+            outcome.sent += len(part)
+            _complete_chunk(backend, recorder, part, charge)
+            n = recorder.buffered
+            recorder.flush()
+            if on_flush:
+                on_flush(n)
+    finally:
         recorder.flush()
-        if on_flush:
-            on_flush(n)
     return outcome
 
 
-def _complete_chunk(backend: InProcessBackend, recorder: Recorder, part: list[Job], charge: Callable[[float], None]) -> None:
+def _complete_chunk(backend: InProcessBackend, recorder: Recorder, part: list[Job],
+                    charge: Callable[[float], None]) -> None:
+    """Complete ``part``, halving whatever batch raises; a single request that still raises fails for now."""
+    todo = [part]
+    while todo:
+        jobs = todo.pop()
+        t0 = time.monotonic()
+        error = _try_batch(backend, recorder, jobs, charge)
+        if error is None:
+            continue
+        if len(jobs) > 1:
+            half = (len(jobs) + 1) // 2
+            todo += [jobs[half:], jobs[:half]]     # the first half is tried first
+        else:
+            recorder.fail(jobs[0], "generation_error", error, time.monotonic() - t0)
+
+
+def _try_batch(backend: InProcessBackend, recorder: Recorder, jobs: list[Job],
+               charge: Callable[[float], None]) -> str | None:
+    """One ``complete_batch`` of ``jobs``: None when every job got its answer, else what went wrong."""
+    for job in jobs:
+        job.attempts += 1
+        recorder.sent(job)
     t0 = time.monotonic()
-    for job in part:
-        job.attempts = 1
     try:
-        completions = backend.complete_batch([j.request for j in part])
-    except Exception as exc:  # the whole chunk failed: each request becomes a failure row
-        for job in part:
-            recorder.fail(job, "backend_error", f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
-        return
-    latency = (time.monotonic() - t0) / max(1, len(part))
-    for job, completion in zip(part, completions):
+        completions = backend.complete_batch([j.request for j in jobs])
+    except DistillcError:
+        raise
+    except Exception as exc:  # a failure of this batch (out of memory...): smaller batches may pass
+        lines = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {lines[0] if lines else 'no details'}"
+    latency = (time.monotonic() - t0) / max(1, len(jobs))
+    for job, completion in zip(jobs, completions):
         charge(recorder.complete(job, completion, latency))
+    return None

@@ -2,8 +2,14 @@
 
 Every function takes a DuckDB connection (read-only is fine) and optionally restricts itself to a set
 of stage fingerprints (the stages of one corpus version). Totals are sums of ledger rows, so they
-equal the ledger by construction: ``cache_hit`` rows are $0 and ``pending`` rows (calls interrupted
-by a crash, their cost unknown) are counted apart.
+equal the ledger by construction: ``cache_hit`` rows are $0, and ``interrupted`` rows (calls sent
+whose answer was never recorded because the process died: the server may or may not have billed
+them) are counted apart, with the bound of what they could have cost (``max_usd``: the request's
+prompt at one token per byte and all of its ``max_tokens``). A ``pending`` row read here belongs to
+a process that is no longer running (or, on a Batch API row, to a batch not yet collected) and reads
+as interrupted; stores written before the journal have such rows without a bound. A ``retrying``
+row (a dead process's call waiting for its next attempt, settled as ``failed`` by the next writable
+open) reads as failed.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import duckdb
 GroupBy = Literal["stage", "model", "role", "stage_fp"]
 
 _TOTALS = """
-    count(*) FILTER (WHERE status IN ('ok', 'retried', 'failed'))        AS calls,
+    count(*) FILTER (WHERE status IN ('ok', 'retried', 'failed', 'retrying')) AS calls,
     count(*) FILTER (WHERE status = 'cache_hit')                          AS cache_hits,
-    count(*) FILTER (WHERE status = 'failed')                             AS failed,
+    count(*) FILTER (WHERE status IN ('failed', 'retrying'))              AS failed,
     count(*) FILTER (WHERE status = 'retried')                            AS retried,
-    count(*) FILTER (WHERE status = 'pending')                            AS interrupted,
+    count(*) FILTER (WHERE status IN ('pending', 'interrupted'))          AS interrupted,
+    coalesce(sum(max_usd) FILTER (WHERE status IN ('pending', 'interrupted')), 0) AS interrupted_max_usd,
     coalesce(sum(prompt_tokens), 0)                                       AS prompt_tokens,
     coalesce(sum(cached_tokens), 0)                                       AS cached_tokens,
     coalesce(sum(completion_tokens), 0)                                   AS completion_tokens,
@@ -65,7 +72,8 @@ def calls(con: duckdb.DuckDBPyConnection, stage_fps: Sequence[str] | None = None
     return _dicts(con.execute(
         "SELECT call_id, key, backend, model, role, stage, stage_fp, status, prompt_tokens, cached_tokens, "
         "completion_tokens, reasoning_tokens, usd, price_version, latency_s, attempts, served_rows, error, "
-        f"batch_id, created_at, finished_at FROM llm_calls {where} ORDER BY created_at, call_id{tail}", params))
+        "batch_id, est_prompt_tokens, max_prompt_tokens, max_completion_tokens, max_usd, created_at, finished_at "
+        f"FROM llm_calls {where} ORDER BY created_at, call_id{tail}", params))
 
 
 def cost_by_row(con: duckdb.DuckDBPyConnection, stage_fps: Sequence[str] | None = None) -> dict[str, float]:
@@ -109,7 +117,29 @@ def failure_reasons(con: duckdb.DuckDBPyConnection, stage_fps: Sequence[str] | N
 
 
 def interrupted(con: duckdb.DuckDBPyConnection, stage_fps: Sequence[str] | None = None) -> int:
-    """Calls recorded as sent whose outcome was never committed (the process died with them in flight)."""
+    """Calls recorded as sent whose outcome was never recorded (the process died with them in flight)."""
     where, params = _where(stage_fps)
     cond = f"{where} AND" if where else "WHERE"
-    return int(con.execute(f"SELECT count(*) FROM llm_calls {cond} status = 'pending'", params).fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM llm_calls {cond} status IN ('pending', 'interrupted')",
+                           params).fetchone()[0])
+
+
+def interrupted_calls(con: duckdb.DuckDBPyConnection, stage_fps: Sequence[str] | None = None,
+                      limit: int | None = None) -> dict[str, Any]:
+    """The interrupted calls with what they could have cost: totals of the estimated prompt tokens and
+    of the bounds (``unbounded`` counts rows from older stores that carry no bound), and the rows
+    themselves, newest first (at most ``limit``)."""
+    where, params = _where(stage_fps)
+    cond = f"{where} AND" if where else "WHERE"
+    base = f"FROM llm_calls {cond} status IN ('pending', 'interrupted')"
+    [summary] = _dicts(con.execute(
+        "SELECT count(*) AS calls, coalesce(sum(est_prompt_tokens), 0) AS est_prompt_tokens, "
+        "coalesce(sum(max_prompt_tokens), 0) AS max_prompt_tokens, "
+        "coalesce(sum(max_completion_tokens), 0) AS max_completion_tokens, coalesce(sum(max_usd), 0) AS max_usd, "
+        f"count(*) FILTER (WHERE max_usd IS NULL) AS unbounded {base}", params))
+    tail = f" LIMIT {int(limit)}" if limit else ""
+    summary["rows"] = _dicts(con.execute(
+        "SELECT call_id, stage, role, model, batch_id, attempts, est_prompt_tokens, max_prompt_tokens, "
+        f"max_completion_tokens, max_usd, created_at AS sent_at {base} ORDER BY created_at DESC, call_id{tail}",
+        params))
+    return summary

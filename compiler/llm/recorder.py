@@ -1,41 +1,58 @@
-"""The write path of the ledger and the cache, in few transactions.
+"""The write path of the ledger and the cache: a journal line per event, DuckDB in group commits.
 
-Crash safety rests on two rules. A call's ledger row is committed as ``pending`` before the call is
-sent (rows are registered a chunk at a time, just ahead of sending). Its response, its cache entry
-and its final ledger row are committed together, so after a ``kill -9`` every call is either done
-(cached, priced) or still ``pending`` — the pending ones are the calls that were in flight, the only
-ones a rerun can pay for twice. Results are buffered and committed as a group (every 128 rows or
-0.5 s; DuckDB statements cost milliseconds each, whatever their size), and the concurrent dispatcher
-runs the writes on a thread of their own so the event loop never waits for the disk.
+Crash safety rests on the journal beside the store (:mod:`compiler.store.journal`). Right before a
+request goes out (each attempt) a ``sent`` event is journaled; an answer is journaled (``ok``: its
+text, usage and dollars) before it is used and before its concurrency slot goes to another request;
+a request that fails for good is journaled as ``failed``. Each line is one plain ``write()``, so it
+survives a ``kill -9`` of the process. The same events are folded into an in-memory buffer
+(:class:`~compiler.llm.fold.Rows`) that is committed to DuckDB as a group (every 512 rows or 0.5 s;
+DuckDB statements cost milliseconds each, whatever their size), after which the journal segment
+holding them is deleted. A store opened after a crash folds the leftover segments in first: every
+answer that reached the journal is cached and billed, and every call that was sent with no answer
+journaled becomes an ``interrupted`` ledger row with the bound of what it could have cost. Those are
+the only calls a rerun can pay for twice.
+
+Ledger rows are created when a request is actually sent, never ahead of it. The one exception is the
+Batch API (:mod:`compiler.llm.batch`), which commits its items' ``pending`` rows with their batch id
+straight to DuckDB (:meth:`Recorder.register`) before anything is uploaded, so that a crash never
+submits a batch twice.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from compiler.llm.cache import response_json
+from compiler.llm import fold
 from compiler.llm.prices import Price
-from compiler.llm.types import Completion, LLMRequest, LLMResult, is_transient
+from compiler.llm.types import Completion, LLMRequest, LLMResult, Usage, is_transient
+from compiler.store import journal
 
 if TYPE_CHECKING:
-    import duckdb
-
     from compiler.store.db import Store
+
+CHAT_OVERHEAD = 8   # tokens of chat formatting per message and for the reply's cue, at most
 
 
 class CallIds:
     """Unique call ids without a uuid per call: a random prefix per process plus a counter."""
 
     def __init__(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self.prefix = uuid.uuid4().hex[:20]
         self._counter = itertools.count()
 
     def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter):012x}"
+        return f"{self.prefix}{next(self._counter):012x}"
 
 
 new_call_id = CallIds()
@@ -54,6 +71,8 @@ class Job:
     attempts: int = 0
     tokens_estimate: int = 0
     batch_id: str | None = None
+    size: list[float] | None = None    # see request_size, computed when first sent
+    served: str | None = None          # JSON of the rows its first request serves, computed when first needed
 
 
 @dataclass(frozen=True)
@@ -71,90 +90,115 @@ class CallContext:
     batch: bool = False
 
 
-@dataclass
-class Pending:
-    """Rows taken from the recorder's buffers, ready to be written in one transaction."""
-
-    final: list[tuple] = field(default_factory=list)
-    cache: list[tuple[str, str, str]] = field(default_factory=list)
-    hits: list[tuple[str, str, str]] = field(default_factory=list)
-    failures: list[tuple] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.final) + len(self.hits)
+def request_size(req: LLMRequest, price: Price, *, batch: bool) -> list[float]:
+    """[estimated prompt tokens, at most that many prompt tokens, at most that many completion
+    tokens, at most that many dollars]. The estimate is about 4 characters a token; the bound counts
+    one token per UTF-8 byte (no tokenizer makes a token of less) plus chat formatting, and the
+    request's ``max_tokens`` for the completion."""
+    texts = [req.prompt or ""] if req.messages is None else [c for _, c in req.messages]
+    overhead = CHAT_OVERHEAD * (len(texts) + 1)
+    est = sum(len(t) for t in texts) // 4 + (4 * len(texts) + 3 if req.messages is not None else 1)
+    most = sum(len(t) if t.isascii() else len(t.encode("utf-8")) for t in texts) + overhead
+    usd = price.cost(Usage(prompt_tokens=most, completion_tokens=req.max_tokens), batch=batch)
+    return [est, most, req.max_tokens, usd]
 
 
 class Recorder:
-    """Buffers finished calls and commits them with their cache entries; ``store`` None records
-    nothing (results are still produced)."""
+    """Journals and buffers the calls of one ``generate`` call; :meth:`take` and :meth:`write`
+    commit them. ``store`` None records nothing (results are still produced)."""
 
     def __init__(self, store: "Store | None", ctx: CallContext, requests: list[LLMRequest]):
         self.store, self.ctx, self.requests = store, ctx, requests
-        self._buf = Pending()
+        self._ctx = [ctx.backend, ctx.model, ctx.role, ctx.stage, ctx.stage_fp, ctx.price_version]
+        self._journal = store.journal_writer() if store is not None else None
+        self._buf = fold.Rows()
         self.results: list[LLMResult | None] = [None] * len(requests)
         self.usd = 0.0
-
-    # -- before sending ------------------------------------------------------------------------
-    def register(self, jobs: list[Job]) -> None:
-        """Commit ``pending`` ledger rows for jobs about to be sent."""
-        if self.store is None or not jobs:
-            return
-        c = self.ctx
-        with self.store.transaction() as con:
-            con.execute(
-                "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, status, "
-                "price_version, attempts, served_rows, batch_id, created_at) SELECT unnest($1), unnest($2), "
-                "$3, $4, $5, $6, $7, 'pending', $8, 0, unnest($9)::JSON, unnest($10), now()",
-                [[j.call_id for j in jobs], [j.key for j in jobs], c.backend, c.model, c.role, c.stage,
-                 c.stage_fp, c.price_version, [self._served(j.indices[0]) for j in jobs],
-                 [j.batch_id for j in jobs]])
-
-    def unregister(self, jobs: list[Job]) -> None:
-        """Remove the pending rows of jobs that were registered but never sent (budget stop)."""
-        if self.store is None or not jobs:
-            return
-        with self.store.transaction() as con:
-            con.execute("DELETE FROM llm_calls WHERE status = 'pending' AND call_id IN "
-                        "(SELECT unnest(?::VARCHAR[]))", [[j.call_id for j in jobs]])
 
     def _served(self, index: int) -> str:
         return json.dumps(list(self.requests[index].served_rows))
 
+    def _event(self, kind: str, job: Job, **fields: object) -> dict[str, object]:
+        if job.served is None:
+            job.served = self._served(job.indices[0])
+        return {"ev": kind, "t": time.time(), "id": job.call_id, "key": job.key, "ctx": self._ctx,
+                "served": job.served, "att": job.attempts, **fields}
+
+    def _record(self, event: dict[str, object]) -> None:
+        """Journal the event (it survives a kill from here on), then buffer its rows."""
+        if self._journal is None:
+            return
+        self._journal.append(event)
+        self._buf.add(event)
+
+    def _sent_event(self, job: Job) -> dict[str, object]:
+        if job.size is None:
+            job.size = request_size(job.request, self.ctx.price, batch=self.ctx.batch)
+        return self._event("sent", job, batch=job.batch_id, size=job.size)
+
+    # -- sending -------------------------------------------------------------------------------
+    def sent(self, job: Job) -> None:
+        """``job`` is about to be sent (its ``attempts`` already counts this attempt)."""
+        if self._journal is not None:
+            self._record(self._sent_event(job))
+
+    def retrying(self, job: Job, reason: str, detail: str) -> None:
+        """An attempt of ``job`` failed and another will follow after a pause: not in flight meanwhile."""
+        self._record(self._event("error", job, reason=reason, detail=detail[:1000], size=job.size))
+
+    def register(self, jobs: list[Job]) -> None:
+        """Commit ``pending`` rows for jobs before they are handed over in a batch (Batch API)."""
+        if self.store is None or not jobs:
+            return
+        rows = fold.Rows()
+        for job in jobs:
+            rows.add(self._sent_event(job))
+        with self.store.transaction() as con:
+            fold.write(con, rows)
+
     # -- outcomes ------------------------------------------------------------------------------
     def hit(self, index: int, key: str, completion: Completion) -> None:
-        """A cache hit: a $0 ledger row and the cached text."""
+        """A cache hit: a $0 ledger row (buffered, not journaled: it costs nothing to redo) and the
+        cached text."""
         call_id = new_call_id()
-        self._buf.hits.append((call_id, key, self._served(index)))
+        if self.store is not None:
+            self._buf.add_hit(call_id, key, self._ctx, self._served(index), time.time())
         self.results[index] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=completion.usage, status="cache_hit", usd=0.0, attempts=0,
                                         call_id=call_id, cache_key=key)
 
     def complete(self, job: Job, completion: Completion, latency: float) -> float:
-        """Record a successful call; returns its dollars. Duplicates in the input become hits."""
+        """Record an answer (journaled before this returns); returns its dollars. Duplicates in the
+        input become hits."""
         usd = self.ctx.price.cost(completion.usage, batch=self.ctx.batch)
         status = "ok" if job.attempts <= 1 else "retried"
         u = completion.usage
-        self._buf.final.append((job.call_id, status, u.prompt_tokens, u.cached_tokens, u.completion_tokens,
-                                u.reasoning_tokens, usd, latency, job.attempts, None))
-        self._buf.cache.append((job.key, job.key_json or job.request.key_json(
-            self.ctx.backend, self.ctx.model, self.ctx.revision), response_json(completion)))
         first, *dups = job.indices
+        dup_ids = [new_call_id() for _ in dups]
+        if self._journal is not None:
+            self._record(self._event(
+                "ok", job, status=status, usage=[u.prompt_tokens, u.cached_tokens, u.completion_tokens,
+                                                 u.reasoning_tokens], usd=usd, lat=latency,
+                req=job.key_json or job.request.key_json(self.ctx.backend, self.ctx.model, self.ctx.revision),
+                resp=response_json(completion), dups=[[i, self._served(x)] for i, x in zip(dup_ids, dups)]))
         self.results[first] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=u, status=status, usd=usd, latency_s=latency,
                                         attempts=job.attempts, call_id=job.call_id, cache_key=job.key)
-        for index in dups:
-            self.hit(index, job.key, completion)
+        for index, call_id in zip(dups, dup_ids):
+            self.results[index] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
+                                            usage=u, status="cache_hit", usd=0.0, attempts=0, call_id=call_id,
+                                            cache_key=job.key)
         self.usd += usd
         return usd
 
     def fail(self, job: Job, reason: str, detail: str, latency: float, usd: float = 0.0) -> None:
-        """Record a request that failed for good: ledger row ``failed`` plus a failures row."""
+        """Record a request that failed for good: ledger row ``failed`` plus a failures row for each
+        request it served."""
         error = f"{reason}: {detail}" if detail else reason
-        self._buf.final.append((job.call_id, "failed", 0, 0, 0, 0, usd, latency, job.attempts, error[:1000]))
+        ids = [job.call_id if n == 0 else new_call_id() for n in range(len(job.indices))]
+        self._record(self._event("failed", job, reason=reason, detail=detail[:1000], error=error[:1000], usd=usd,
+                                 lat=latency, rows=[[i, self._served(x)] for i, x in zip(ids, job.indices)]))
         for index in job.indices:
-            call_id = job.call_id if index == job.indices[0] else new_call_id()
-            self._buf.failures.append((call_id, job.key, reason, detail[:1000], job.attempts, usd,
-                                       self._served(index)))
             self.results[index] = LLMResult(ok=False, text=None, status="failed", usd=usd, latency_s=latency,
                                             attempts=job.attempts, error=error, call_id=job.call_id,
                                             cache_key=job.key, transient=is_transient(reason))
@@ -165,60 +209,22 @@ class Recorder:
         return len(self._buf)
 
     # -- commit --------------------------------------------------------------------------------
-    def take(self) -> Pending:
-        """Hand over everything buffered (to :meth:`write`, possibly on another thread)."""
-        taken, self._buf = self._buf, Pending()
+    def take(self) -> fold.Rows:
+        """Hand over everything buffered with the journal segment holding it (to :meth:`write`,
+        possibly on another thread); what happens next goes to a new segment."""
+        taken, self._buf = self._buf, fold.Rows()
+        if self._journal is not None:
+            taken.segment = self._journal.seal()
         return taken
 
     def flush(self) -> None:
         self.write(self.take())
 
-    def write(self, rows: Pending) -> None:
-        """Commit ``rows`` in one transaction."""
-        if self.store is None or not (rows.final or rows.hits or rows.failures):
+    def write(self, rows: fold.Rows) -> None:
+        """Commit ``rows`` in one transaction, then delete the journal segment they came from."""
+        if self.store is None:
             return
-        with self.store.transaction() as con:
-            self._write_cache(con, rows.cache)
-            self._write_final(con, rows.final)
-            self._write_hits(con, rows.hits)
-            self._write_failures(con, rows.failures)
-
-    def _write_cache(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
-        if rows:
-            keys, reqs, resps = (list(c) for c in zip(*rows))
-            con.execute("INSERT INTO llm_cache SELECT unnest($1), $2, $3, unnest($4)::JSON, unnest($5)::JSON, "
-                        "now() ON CONFLICT DO NOTHING", [keys, self.ctx.backend, self.ctx.model, reqs, resps])
-
-    def _write_final(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
-        if not rows:
-            return
-        cols = [list(c) for c in zip(*rows)]
-        con.execute(
-            "UPDATE llm_calls SET status = f.status, prompt_tokens = f.p, cached_tokens = f.ca, "
-            "completion_tokens = f.co, reasoning_tokens = f.r, usd = f.usd, latency_s = f.lat, "
-            "attempts = f.att, error = f.err, finished_at = now() FROM (SELECT unnest($1) AS call_id, "
-            "unnest($2) AS status, unnest($3::BIGINT[]) AS p, unnest($4::BIGINT[]) AS ca, "
-            "unnest($5::BIGINT[]) AS co, unnest($6::BIGINT[]) AS r, unnest($7::DOUBLE[]) AS usd, "
-            "unnest($8::DOUBLE[]) AS lat, unnest($9::INTEGER[]) AS att, unnest($10::VARCHAR[]) AS err) f "
-            "WHERE llm_calls.call_id = f.call_id", cols)
-
-    def _write_hits(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
-        if not rows:
-            return
-        ids, keys, served = (list(c) for c in zip(*rows))
-        c = self.ctx
-        con.execute(
-            "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, status, usd, "
-            "price_version, attempts, served_rows, created_at, finished_at) SELECT unnest($1), unnest($2), "
-            "$3, $4, $5, $6, $7, 'cache_hit', 0, $8, 0, unnest($9)::JSON, now(), now()",
-            [ids, keys, c.backend, c.model, c.role, c.stage, c.stage_fp, c.price_version, served])
-
-    def _write_failures(self, con: "duckdb.DuckDBPyConnection", rows: list[tuple]) -> None:
-        if not rows:
-            return
-        cols = [list(col) for col in zip(*rows)]
-        c = self.ctx
-        con.execute(
-            "INSERT INTO llm_failures SELECT unnest($1), unnest($2), $8, $9, $10, $11, $12, unnest($3), "
-            "unnest($4), unnest($5::INTEGER[]), unnest($6::DOUBLE[]), unnest($7)::JSON, now() "
-            "ON CONFLICT DO NOTHING", cols + [c.backend, c.model, c.role, c.stage, c.stage_fp])
+        if not rows.empty:
+            with self.store.transaction() as con:
+                fold.write(con, rows)
+        journal.discard(rows.segment)

@@ -56,7 +56,7 @@ class TransformersBackend:
         out: list[Completion | None] = [None] * len(reqs)
         for indices in _groups(reqs):
             group = [reqs[i] for i in indices]
-            with model_errors(self.config.model):
+            with model_errors(self.config.model, generating=True):
                 rows = gen.generate(
                     model, tokenizer, [_input(r) for r in group], max_new_tokens=group[0].max_tokens,
                     temperature=group[0].temperature, top_p=group[0].top_p, stop=group[0].stop,
@@ -101,17 +101,22 @@ def _digest_seed(text: str) -> int:
 
 
 @contextmanager
-def model_errors(name: str) -> Iterator[None]:
-    """Map model and generation failures to the compiler's errors, as one line naming the model."""
+def model_errors(name: str, *, generating: bool = False) -> Iterator[None]:
+    """Map model failures to the compiler's errors, as one line naming the model. While
+    ``generating``, only what is wrong with the model or the settings (``GenerationError``) is
+    mapped; anything else (out of memory, say) is a failure of this batch and propagates as it is,
+    for the dispatcher to retry in smaller batches."""
     try:
         yield
     except (BackendError, MissingDependency):
         raise
     except (models.EmbeddedModelMissing, models.EngineUnavailable) as exc:
         raise MissingDependency(str(exc)) from exc
-    except models.ModelError as exc:
-        raise BackendError(str(exc)) from exc
+    except (models.ModelError, gen.GenerationError) as exc:
+        raise BackendError(f"model {name!r}: {_one_line(exc)}" if generating else str(exc)) from exc
     except Exception as exc:
+        if generating:
+            raise
         raise BackendError(f"model {name!r}: {type(exc).__name__}: {_one_line(exc)}") from exc
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
-CallStatus = Literal["pending", "ok", "retried", "failed", "cache_hit"]
+CallStatus = Literal["pending", "retrying", "ok", "retried", "failed", "cache_hit", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class LLMResult:
     transient: bool = False   # failed for now (connection, timeout, rate limit, 5xx): worth retrying later
 
 
-TRANSIENT_REASONS = frozenset({"timeout", "connection", "rate_limited", "bad_response", "http_429"})
+# generation_error: an in-process batch that kept raising (out of memory, say) down to a single request
+TRANSIENT_REASONS = frozenset({"timeout", "connection", "rate_limited", "bad_response", "http_429",
+                               "generation_error"})
 
 
 def is_transient(reason: str) -> bool:

@@ -1,8 +1,15 @@
-"""The DuckDB store: one file, numbered migrations, one writer.
+"""The DuckDB store: one file, numbered migrations, one writer, and a journal beside it.
 
 The process that compiles owns the only read-write connection; every other command opens the file
 read-only. Schema changes are SQL files ``migrations/NNN_name.sql`` applied in order, each in its
 own transaction together with its row in ``schema_migrations``.
+
+What the LLM layer has not yet group-committed lives in the journal directory beside the file
+(:mod:`compiler.store.journal`). A read-write open folds what a dead process left there into the
+store before anything else (:func:`compiler.llm.fold.recover`). A read-only open that finds leftover
+segments folds them first through a short read-write connection, which it can only get when no
+writer holds the store (and while one does, a read-only open is refused anyway), so a reader never
+misses an answer that was journaled.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Iterator
 import duckdb
 
 from compiler.errors import StoreError
+from compiler.store import journal
 
 DEFAULT_STORE = "data/distillc.duckdb"
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -55,6 +63,7 @@ class Store:
         store = cls(_connect(path, read_only=False), path, read_only=False)
         try:
             store.migrate()
+            store.recover()
         except BaseException:
             store.close()
             raise
@@ -65,6 +74,8 @@ class Store:
         path = str(path)
         if not Path(path).exists():
             raise StoreError(f"{path}: no store here (compile a recipe first, or pass --store PATH)")
+        if journal.segments(journal.journal_dir(path)):
+            cls._fold_for_reading(path)
         store = cls(_connect(path, read_only=True), path, read_only=True)
         have, head = store.schema_version(), len(migrations())
         if have > head:
@@ -76,8 +87,36 @@ class Store:
                              "run `distillc compile` once to migrate it")
         return store
 
+    @classmethod
+    def _fold_for_reading(cls, path: str) -> None:
+        """Fold leftover journal segments in before a read-only open (the schema must be current:
+        a reader never migrates)."""
+        try:
+            store = cls(_connect(path, read_only=False), path, read_only=False)
+        except StoreError as exc:
+            if "in use" in str(exc):
+                raise
+            raise StoreError(f"{path}: its journal ({journal.journal_dir(path)}) holds LLM calls not yet in the "
+                             f"store, and the store cannot be opened for writing to fold them in: {exc}") from None
+        with store:
+            if store.schema_version() == len(migrations()):
+                store.recover()
+
+    def recover(self) -> int:
+        """Fold the journal's leftover segments in; returns the calls marked ``interrupted``."""
+        from compiler.llm.fold import recover
+        from compiler.llm.recorder import new_call_id
+
+        return recover(self, new_call_id.prefix)
+
+    def journal_writer(self) -> journal.JournalWriter:
+        """A writer of journal segments for this store (one per recorder)."""
+        return journal.JournalWriter(journal.journal_dir(self.path))
+
     def close(self) -> None:
         self.con.close()
+        if not self.read_only:
+            journal.tidy(journal.journal_dir(self.path))
 
     def __enter__(self) -> "Store":
         return self
