@@ -63,7 +63,7 @@ class History:
             return
         calls: dict[str, dict[str, int]] = {}
         for fp, role, n in store.con.execute(
-                "SELECT stage_fp, role, count(DISTINCT key) FROM llm_calls WHERE status <> 'pending' "
+                "SELECT stage_fp, role, count(DISTINCT key) FROM llm_calls WHERE status NOT IN ('pending', 'interrupted') "
                 "GROUP BY 1, 2").fetchall():
             calls.setdefault(fp, {})[role] = int(n)
         for fp, uses, parents, rin, rout in store.con.execute(
