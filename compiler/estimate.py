@@ -13,8 +13,9 @@ Each stage's requests per role come from the best source there is, named in ``ba
 
 Rows flow through the stages the same way: a parent's stored output is its exact row count; other
 stages scale the rows by their rows_out/rows_in ratio from history, else by their fan-out. Prompt
-tokens are sampled from the stage's own prompts when it can build them from task rows
-(``sample_requests``), else taken from the ledger; completion tokens from the ledger (p10 / mean /
+tokens come from the ledger's past calls of the stage with the same model (the model's own token
+counts) when there are any, else from the stage's own prompts sampled on the first tasks
+(``sample_requests``, about 4 characters a token); completion tokens from the ledger (p10 / mean /
 p90) or the request's ``max_tokens``. Each role's calls are priced at that role's model. Stages
 already stored cost nothing.
 """
@@ -105,12 +106,13 @@ def _role_estimate(step: Step, plan: Plan, role: str, calls: Range, tasks: pl.Da
                    store: Store | None) -> dict[str, Any]:
     config = plan.loaded.recipe.model_for(role)
     price, _ = resolve_price(config)
-    main = role == step.roles[0]
-    sampler = getattr(step.cls, "sample_requests", None) if main else None
-    sampled = [_tokens(r) for r in sampler(step.params, tasks.head(SAMPLE_TASKS))] if sampler else []
     past = ledger.length_stats(store.con, stage=step.name, model=config.model) if store else None
-    if not sampled and past and past.get("n"):
+    recorded = bool(past and past.get("n"))
+    sampler = getattr(step.cls, "sample_requests", None) if role == step.roles[0] and not recorded else None
+    if recorded:          # this model's own token counts for this stage beat a characters-per-token guess
         sampled = [round(past[f"prompt_tokens_{q}"]) for q in ("p10", "mean", "p90")]
+    else:
+        sampled = [_tokens(r) for r in sampler(step.params, tasks.head(SAMPLE_TASKS))] if sampler else []
     max_tokens = getattr(step.params, "max_tokens", 1024)
     ests = {k: estimate(price, calls=round(getattr(calls, k)), sampled_prompt_tokens=sampled,
                         max_tokens=max_tokens, past=past, batch=bool(config.batch)) for k in KEYS}
