@@ -27,6 +27,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`sources[]`", schema.SourceConfig),
     ("`teacher`, `student`, `judge`", schema.ModelConfig),
     ("`teacher.prices` (and the other models')", schema.PriceConfig),
+    ("`embedder`", schema.EmbedderConfig),
     ("`stages[]`", schema.StageConfig),
     ("`export`", schema.ExportConfig),
     ("`budget`", schema.BudgetConfig),

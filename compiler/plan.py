@@ -60,8 +60,8 @@ def sandbox_identity() -> dict[str, Any]:
 
 def stage_identity(recipe: Any, cls: type[Stage], params: BaseModel) -> dict[str, Any]:
     """What besides its params and parent determines a stage's output: the identity of each model
-    it calls, the recipe's seed when it samples (and its params fix no seed of their own), and the
-    sandbox's identity when it runs programs."""
+    it calls, the recipe's seed when it samples (and its params fix no seed of their own), the
+    sandbox's identity when it runs programs, and the embedder's when it embeds text."""
     extra: dict[str, Any] = {}
     for role in cls.roles:
         config = recipe.model_for(role)
@@ -72,6 +72,8 @@ def stage_identity(recipe: Any, cls: type[Stage], params: BaseModel) -> dict[str
         extra["seed"] = recipe.seed
     if cls.sandbox:
         extra["sandbox"] = sandbox_identity()
+    if cls.embeds:
+        extra["embedder"] = recipe.embedder.identity()
     return extra
 
 

@@ -17,6 +17,7 @@ import polars as pl
 
 from compiler.errors import BackendError, DistillcError, StageIncomplete
 from compiler.plan import Plan, Step, make_plan
+from compiler.preflight import run_preflight
 from compiler.progress import progress_bar, progress_enabled
 from compiler.recipe.loader import LoadedRecipe, load_recipe
 from compiler.stages.base import StageOutput
@@ -33,6 +34,7 @@ class Services:
     budget_usd: float | None = None
     clients: dict[str, Any] = field(default_factory=dict)
     _budget: Any = None
+    _embeddings: Any = None
 
     def budget(self):
         if self._budget is None:
@@ -58,9 +60,27 @@ class Services:
             self.clients[key] = LLMClient(config, store=self.store, role=role, budget=self.budget())
         return self.clients[key]
 
+    def embeddings(self):
+        """The recipe's embedder over the store's embedding cache (loaded on first use)."""
+        if self._embeddings is None:
+            from compiler.embed import Embeddings
+
+            self._embeddings = Embeddings(self.loaded.recipe.embedder, self.store, self.loaded.base_dir)
+        return self._embeddings
+
+    @property
+    def embeddings_computed(self) -> int:
+        return self._embeddings.computed if self._embeddings is not None else 0
+
+    @property
+    def embeddings_cached(self) -> int:
+        return self._embeddings.cached if self._embeddings is not None else 0
+
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
+        if self._embeddings is not None:
+            self._embeddings.close()
 
     @property
     def calls_sent(self) -> int:
@@ -141,6 +161,13 @@ class StageContext:
         print(f"distillc: warning: stage {self.name!r}: {len(self.failures)} of {self.requests} LLM requests "
               f"failed ({summary}); their rows are dropped with reason llm_failed", file=sys.stderr)
 
+    def embeddings(self):
+        """The recipe's embedder (:class:`compiler.embed.Embeddings`): vectors cached in the store,
+        each text embedded once; only for stages that declare ``embeds = True``."""
+        if not self.step.cls or not self.step.cls.embeds:
+            raise RuntimeError(f"stage {self.name!r} embeds text but does not declare `embeds = True`")
+        return self.services.embeddings()
+
     def execute(self, jobs: Sequence[Any]) -> list[Any]:
         """Sandbox results for ``jobs`` (in order), through the store's execution cache."""
         from compiler.store.exec_cache import StoreExecCache
@@ -199,6 +226,8 @@ class CompileResult:
     llm_calls: int
     usd: float
     seconds: float
+    embeddings_computed: int = 0
+    embeddings_cached: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,6 +241,8 @@ class CompileResult:
             "stages": [{"name": s.name, "uses": s.uses, "fingerprint": s.fingerprint,
                         "cached": s.name in self.stages_cached} for s in self.plan.steps],
             "llm_calls": self.llm_calls,
+            "embeddings_computed": self.embeddings_computed,
+            "embeddings_cached": self.embeddings_cached,
             "usd": round(self.usd, 6),
             "seconds": round(self.seconds, 3),
         }
@@ -221,6 +252,7 @@ def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: floa
     t0 = time.perf_counter()
     loaded = load_recipe(recipe_path)       # bad input fails here, before the store is touched
     plan = make_plan(loaded)
+    run_preflight(plan, store_path)         # refusals that need the store or the machine, before writing
     existed = Path(store_path).exists()
     store = Store.open(store_path)
     services = Services(loaded, store, budget_usd)
@@ -233,7 +265,7 @@ def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: floa
         raise
     services.close()
     result = CompileResult(version, plan, run, cached, services.calls_sent, services.usd,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, services.embeddings_computed, services.embeddings_cached)
     store.close()
     return result
 

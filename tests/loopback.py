@@ -60,6 +60,7 @@ class Tally:
     batch_prompt_tokens: int = 0
     batch_completion_tokens: int = 0
     batches_created: int = 0
+    embedding_inputs: int = 0         # texts embedded by /v1/embeddings
     statuses: Counter = field(default_factory=Counter)
     bodies: Counter = field(default_factory=Counter)  # sha256 of each answered request body
     max_in_flight: int = 0
@@ -89,6 +90,14 @@ def default_answer(body: dict[str, Any]) -> str:
     return f"def solution():\n    return '{digest[:12]}'  # deterministic loopback answer"
 
 
+def hashed_embedding(text: str, dim: int = 64) -> list[float]:
+    """A deterministic bag-of-words vector: each lower-cased word adds 1 at a hashed position."""
+    vec = [0.0] * dim
+    for word in text.lower().split():
+        vec[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dim] += 1.0
+    return vec
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         users = [m for m in body["messages"] if m.get("role") == "user"] or body["messages"]
@@ -104,6 +113,8 @@ class LoopbackServer:
                  slots: int | None = None, cached_fraction: float = 0.0, reasoning_tokens: int = 0,
                  batch_polls: int = 1, batch_item_fail_rate: float = 0.0, seed: int = 0):
         self.answer, self.latency, self.faults = answer, latency, faults or Faults()
+        self.embed: Callable[[str], list[float]] = hashed_embedding
+        self.embedding_models: set[str] | None = None   # None: any model name is served
         self.slots, self.cached_fraction, self.reasoning_tokens = slots, cached_fraction, reasoning_tokens
         self.batch_polls, self.batch_item_fail_rate = batch_polls, batch_item_fail_rate
         self.rng = random.Random(seed)
@@ -162,6 +173,7 @@ class LoopbackServer:
         app.router.add_post("/v1/chat/completions", self._completion)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/files", self._upload)
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
         app.router.add_post("/v1/batches", self._create_batch)
@@ -275,6 +287,18 @@ class LoopbackServer:
         t.completion_tokens += usage["completion_tokens"]
         t.cached_tokens += usage["prompt_tokens_details"]["cached_tokens"]
         t.reasoning_tokens += usage["completion_tokens_details"]["reasoning_tokens"]
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """``/v1/embeddings``: ``self.embed`` of each input text (a hashed bag of words by default)."""
+        body = await request.json()
+        if self.embedding_models is not None and body.get("model") not in self.embedding_models:
+            return _error(404, f"model {body.get('model')!r} not found (loopback)", "model_not_found")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        self.tally.embedding_inputs += len(texts)
+        data = [{"object": "embedding", "index": i, "embedding": self.embed(t)} for i, t in enumerate(texts)]
+        tokens = sum(count_tokens(t) for t in texts)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [

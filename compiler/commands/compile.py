@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     j = result.to_json()
     print(f"{j['ref']}  rows={j['rows']}  stages: {j['stages_run']} run, {j['stages_cached']} cached  "
-          f"llm_calls={j['llm_calls']}  {money(j['usd'])}  ({j['seconds']:.1f}s)")
+          f"llm_calls={j['llm_calls']}  embeddings={j['embeddings_computed']}  {money(j['usd'])}  ({j['seconds']:.1f}s)")
     return 0

