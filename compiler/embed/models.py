@@ -88,19 +88,30 @@ def resolve(config: "EmbedderConfig", base_dir: Path | None = None) -> Path:
                         f"directory, and not a sentence-transformers model in {where}")
 
 
-class SentenceTransformerEncoder:
-    def __init__(self, config: "EmbedderConfig", base_dir: Path | None = None):
-        path = resolve(config, base_dir)
+_LOADED: dict[tuple[str, bool], object] = {}   # models loaded in this process, by directory
+
+
+def _load(path: Path, config: "EmbedderConfig"):
+    key = (str(path), config.trust_remote_code)
+    if key not in _LOADED:
         from evals.models import apply_torch_threads
         from sentence_transformers import SentenceTransformer
 
         apply_torch_threads()
         try:
-            self.model = SentenceTransformer(str(path), device="cpu", trust_remote_code=config.trust_remote_code,
-                                             local_files_only=True)
+            _LOADED[key] = SentenceTransformer(str(path), device="cpu", trust_remote_code=config.trust_remote_code,
+                                               local_files_only=True)
         except Exception as exc:   # a directory that is not a sentence-transformers model
             raise EmbedderError(f"embedder {config.model!r}: cannot load {path}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return _LOADED[key]
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU (loaded once per process)."""
+
+    def __init__(self, config: "EmbedderConfig", base_dir: Path | None = None):
+        self.model = _load(resolve(config, base_dir), config)
         self.batch_size = config.batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
