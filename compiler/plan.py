@@ -89,6 +89,20 @@ def _identity(loaded: LoadedRecipe, i: int) -> dict[str, Any]:
         raise loaded.error(str(exc), ("sources", i, key) if key else ("sources", i)) from None
 
 
+def _file_identity(loaded: LoadedRecipe, i: int, cls: type[Stage], params: BaseModel) -> dict[str, str]:
+    """The content hash of each file a stage reads (``file_inputs``); a missing one is located in the
+    recipe."""
+    from compiler.stages.sources import _sha256, resolve_path
+
+    out = {}
+    for param, path in cls.file_inputs(params):
+        local = resolve_path(path, loaded.base_dir)
+        if not local.is_file():
+            raise loaded.error(f"{path}: file not found (resolved to {local})", ("stages", i, "with", param))
+        out[path] = _sha256(local)
+    return out
+
+
 def make_plan(loaded: LoadedRecipe) -> Plan:
 
     recipe = loaded.recipe
@@ -102,6 +116,9 @@ def make_plan(loaded: LoadedRecipe) -> Plan:
     for i, (cfg, params) in enumerate(zip(recipe.stages, loaded.stage_params), start=1):
         cls = registry[cfg.uses]
         extra = stage_identity(recipe, cls, params)
+        files = _file_identity(loaded, i - 1, cls, params)
+        if files:
+            extra["files"] = files
         fp = stage_fingerprint(parents=[steps[-1].fingerprint], uses=cfg.uses, version=cls.version,
                                params=params, extra=extra or None)
         steps.append(Step(i, cfg.label, cfg.uses, cls.version, fp, steps[-1].fingerprint, params, cls))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModuleIndex:
-    frame: pl.DataFrame          # module_id, name, signature, docstring, verified, origin, ... in seq order
+    frame: pl.DataFrame          # module_id, name, signature, docstring, code, verified, origin, ... in seq order
     matrix: np.ndarray           # one unit row per module
     horizon: int                 # the highest seq it saw
 
@@ -41,7 +41,7 @@ class ModuleIndex:
         """The modules up to ``upto`` (default: all of them now) with their vectors: the stored
         embedding when this embedder made it, else through the embedding cache."""
         upto = db.horizon(store) if upto is None else upto
-        frame = db.listing(store, upto, verified_only, origins, with_code=text == "with_code")
+        frame = db.listing(store, upto, verified_only, origins, with_code=True)
         if frame.is_empty():
             return cls(frame, np.zeros((0, 0), dtype=np.float32), upto)
         ids = frame["module_id"].to_list()
@@ -49,13 +49,19 @@ class ModuleIndex:
         missing = [i for i, m in enumerate(ids) if m not in stored]
         if missing:
             rows = frame[missing].to_dicts()
-            fresh = embeddings.vectors([module_text(r["signature"], r["docstring"], r.get("code") or "", text)
-                                        for r in rows])
+            fresh = embeddings.vectors([module_text(r["signature"], r["docstring"], r["code"], text) for r in rows])
             stored.update(zip((r["module_id"] for r in rows), fresh))
         return cls(frame, np.stack([stored[m] for m in ids]).astype(np.float32), upto)
 
     def __len__(self) -> int:
         return self.frame.height
+
+    def without(self, added_fp: str) -> "ModuleIndex":
+        """The same index without the modules the stage output ``added_fp`` added."""
+        if self.frame.is_empty():
+            return self
+        keep = (self.frame["added_fp"] != added_fp).fill_null(True)
+        return ModuleIndex(self.frame.filter(keep), self.matrix[keep.to_numpy()], self.horizon)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """For each query vector, its ``k`` nearest modules as (row in ``frame``, cosine), best first."""

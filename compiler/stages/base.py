@@ -181,6 +181,12 @@ class Stage:
         return ()
 
     @classmethod
+    def file_inputs(cls, params: Params) -> tuple[tuple[str, str], ...]:
+        """(param, path) of each local file the stage reads (relative paths: from the recipe): the
+        content of each enters the stage's fingerprint, so an edited file is read again."""
+        return ()
+
+    @classmethod
     def preflight(cls, params: Params, check: "Preflight") -> None:
         """Checks that need the store or the machine rather than the rows, run by ``compile`` before
         it writes anything: raise a :class:`~compiler.errors.DistillcError` to refuse the compile with

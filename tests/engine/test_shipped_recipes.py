@@ -4,8 +4,9 @@ served by a scripted loopback endpoint, so a recipe can never ship broken.
 For the compile, the recipe is copied with only what needs the network or a GPU swapped out: Hub
 sources become local files of the same layout (MBPP: the sanitized copy beside the project; Code
 Alpaca: rows of the same shape), every model becomes the same model name on a loopback
-OpenAI-compatible server, and MBPP decontamination reads the local copy. Stages and their params stay
-as written.
+OpenAI-compatible server, and MBPP and MBPP+ decontamination read the local copies. Stages and their params stay
+as written, except that ``self_instruct`` writes at most twice as many instructions as there are tasks
+and a stage's local ``library`` file is read from the recipe's directory.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.loopback import LoopbackServer
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 SHARED = ROOT.parent / "shared" / "data"
 MBPP = SHARED / "sanitized-mbpp.json"
+MBPP_PLUS = SHARED / "MbppPlus.jsonl.gz"
 TASKS = 5
 
 
@@ -66,8 +68,12 @@ def offline_copy(path: Path, url: str, tmp: Path) -> Path:
         if role in data:
             data[role] = {"backend": "openai", "model": data[role]["model"], "base_url": url}
     for stage in data["stages"]:
-        if stage["uses"] == "decontaminate":
-            stage["with"] = {**stage.get("with", {}), "mbpp_path": str(MBPP)}
+        if stage["uses"] == "self_instruct":                   # as many new instructions as seed tasks, at most
+            stage["with"] = {**stage.get("with", {}), "n": min(stage.get("with", {}).get("n", 100), 2 * TASKS)}
+        if "library" in stage.get("with", {}):                # a stage's own local file, like a source's
+            stage["with"] = {**stage["with"], "library": str((path.parent / stage["with"]["library"]).resolve())}
+        if stage["uses"] in ("decontaminate", "decontaminate_embed"):
+            stage["with"] = {**stage.get("with", {}), "mbpp_path": str(MBPP), "mbpp_plus_path": str(MBPP_PLUS)}
     out = tmp / path.name
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
