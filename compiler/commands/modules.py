@@ -57,7 +57,7 @@ def _horizon(store, ref: str | None) -> int | None:
         table = outputs.table_name(stage["fingerprint"])
         cols = {r[0] for r in store.con.execute(f"DESCRIBE {table}").fetchall()}
         if "db_horizon" in cols:
-            return int(store.con.execute(f"SELECT coalesce(max(db_horizon), 0) FROM {table}").fetchone()[0])
+            return int(store.con.execute(f"SELECT coalesce(max(db_horizon), 0) FROM {table}").fetchall()[0][0])
     raise DistillcError(f"{version.ref} did not retrieve modules (no retrieve_modules stage)")
 
 

@@ -31,7 +31,7 @@ def horizon(store: "Store") -> int:
     """The highest ``seq`` in the database (0 when it is empty)."""
     if not available(store):
         return 0
-    return int(store.con.execute("SELECT coalesce(max(seq), 0) FROM modules").fetchone()[0])
+    return int(store.con.execute("SELECT coalesce(max(seq), 0) FROM modules").fetchall()[0][0])
 
 
 def _where(upto: int | None, verified_only: bool, origins: Sequence[str] | None) -> tuple[str, list[Any]]:
@@ -52,7 +52,7 @@ def count(store: "Store", upto: int | None = None, verified_only: bool = False,
     if not available(store):
         return 0
     where, args = _where(upto, verified_only, origins)
-    return int(store.con.execute(f"SELECT count(*) FROM modules WHERE {where}", args).fetchone()[0])
+    return int(store.con.execute(f"SELECT count(*) FROM modules WHERE {where}", args).fetchall()[0][0])
 
 
 def listing(store: "Store", upto: int | None = None, verified_only: bool = False,
@@ -133,4 +133,4 @@ def added_by(store: "Store", fps: Sequence[str]) -> int:
     if not fps or not available(store):
         return 0
     return int(store.con.execute("SELECT count(*) FROM modules WHERE list_contains(?, added_fp)",
-                                 [list(fps)]).fetchone()[0])
+                                 [list(fps)]).fetchall()[0][0])

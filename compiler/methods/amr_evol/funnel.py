@@ -24,7 +24,7 @@ def _step(version: Version, uses: str) -> tuple[int, dict[str, Any]] | None:
 def _column(store: Store, fp: str, sql: str, column: str) -> Any:
     table = outputs.table_name(fp)
     cols = {r[0] for r in store.con.execute(f"DESCRIBE {table}").fetchall()}
-    return store.con.execute(f"SELECT {sql} FROM {table}").fetchone() if column in cols else None
+    return store.con.execute(f"SELECT {sql} FROM {table}").fetchall()[0] if column in cols else None
 
 
 def _levels(store: Store, version: Version) -> dict[str, int]:
