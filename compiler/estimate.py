@@ -91,6 +91,9 @@ class History:
 
 
 def _requests(step: Step, rows: Range, frame: pl.DataFrame | None, history: History) -> tuple[dict[str, Range], str]:
+    fixed = step.cls.fixed_requests(step.params)
+    if fixed is not None:
+        return {role: Range(float(n), float(n), float(n)) for role, n in fixed.items()}, "exact"
     if frame is not None:
         exact = step.cls.expected_requests(step.params, frame)
         if exact is not None:
@@ -143,6 +146,9 @@ def _llm_entry(step: Step, plan: Plan, rows: Range, frame: pl.DataFrame | None, 
 
 
 def _rows_after(step: Step, rows: Range, history: History) -> Range:
+    stated = [step.cls.expected_rows(step.params, getattr(rows, k)) for k in KEYS]
+    if None not in stated:
+        return Range(*stated)
     ratio = history.rows_ratio(step)
     if ratio is not None:
         return _scaled(rows, ratio)

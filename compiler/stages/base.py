@@ -176,6 +176,18 @@ class Stage:
         return {role: (n, n, n) for role in cls.roles}
 
     @classmethod
+    def fixed_requests(cls, params: Params) -> dict[str, int] | None:
+        """Requests per role that do not depend on the input rows (a stage that writes ``n`` new
+        instructions in all), for ``plan --estimate``; None for stages whose requests scale with rows."""
+        return None
+
+    @classmethod
+    def expected_rows(cls, params: Params, rows: float) -> float | None:
+        """How many rows the stage outputs for ``rows`` input rows, when its params say so (for
+        ``plan --estimate``); None: history, else the stage's fan-out ``n``."""
+        return None
+
+    @classmethod
     def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
         """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
         return ()

@@ -109,8 +109,12 @@ class SelfInstruct(Stage):
         return {"teacher": params.n if frame.height else 0}
 
     @classmethod
-    def prior_requests(cls, params: "SelfInstruct.Params") -> dict[str, tuple[float, float, float]]:
-        return {"teacher": (0.0, 0.0, 0.0)}   # a fixed number per stage, not per row: see expected_requests
+    def fixed_requests(cls, params: "SelfInstruct.Params") -> dict[str, int]:
+        return {"teacher": params.n}
+
+    @classmethod
+    def expected_rows(cls, params: "SelfInstruct.Params", rows: float) -> float:
+        return params.n + (rows if params.keep_seeds else 0)
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         seeds = frame.to_dicts()
@@ -174,6 +178,10 @@ class EvolInstruct(Stage):
     @classmethod
     def prior_requests(cls, params: "EvolInstruct.Params") -> dict[str, tuple[float, float, float]]:
         return {"teacher": (float(params.levels),) * 3}
+
+    @classmethod
+    def expected_rows(cls, params: "EvolInstruct.Params", rows: float) -> float:
+        return rows * (params.levels + 1 if params.keep == "all" else 1)
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
         base = frame.with_columns(*[pl.lit(None, dtype=pl.String).alias(c)
