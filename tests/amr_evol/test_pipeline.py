@@ -139,6 +139,8 @@ def test_database_grows_only_with_verified_novel_modules(world):
                                     "module_too_few_tests"}
     db = shown["amr_evol"]["database"]
     assert (db["before"], db["at_retrieval"], db["grown"], db["after"]) == (len(PLANTED), len(PLANTED), 1, len(PLANTED) + 1)
+    seen = run_cli("modules", "ls", "--version", "amr-test@1", "--store", world.store, "--json").json()
+    assert seen["count"] == len(PLANTED)                  # what that version's retrieval could see
     module = run_cli("modules", "show", listed["modules"][0]["module_id"], "--store", world.store, "--json").json()
     assert module["added_by"] == ["amr-test@1"] and len(module["tests"]) == 3
     funnel = shown["amr_evol"]

@@ -42,7 +42,7 @@ def teacher(body: dict) -> str:
     if user.rstrip().endswith("Test:"):
         asserts = "".join(f"    assert str({c['call']}) == {c['expected']!r}\n" for c in task["tests"]["cases"])
         return f"```python\ndef test_solution():\n{asserts}```"
-    if "Wrong Solution:" in user:
+    if "Wrong Solution:" in user or user.rstrip().endswith("Correct Solution:") and "(none)" not in user:
         return f"Fixed.\n\n```python\n{code}```"
     if TASKS.index(task) % 2 == 1:                                       # every other answer is wrong
         code = re.sub(r"(def [^\n]*:\n)", r"\1    return None\n", code, count=1)
@@ -94,3 +94,14 @@ def test_ansrepair_repairs_only_answers_whose_teacher_tests_fail(tmp_path):
     fixed = repaired.filter(repaired["repaired"])
     assert set(fixed["parent_ids"].list.first()) == set(tested.filter(~tested["repair_test_passed"])["row_id"])
     assert result["llm_calls"] == 4 + 4 + 2 and result["rows"] == 4       # answers, tests, two repairs
+
+
+def test_the_self_test_gate_labels_and_keeps_every_answer(tmp_path):
+    with LoopbackServer(answer=teacher) as server:
+        compile_recipe(tmp_path, "gate", "  - uses: evolve_response\n    with: {use_modules: false, include_specs: false, "
+                       "self_test: true}\n", server)
+    out, drops = frames(tmp_path, "gate")
+    evolved = out["evolve_response"]
+    assert evolved.height == 4 and drops["evolve_response"] == {}
+    assert evolved["self_test_passed"].to_list() == [True, False, True, False]
+    assert set(evolved["self_test_status"]) == {"passed", "failed"}
