@@ -5,7 +5,7 @@ model that decides "same problem?". The n-gram ``decontaminate`` stays the cheap
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 from pydantic import Field

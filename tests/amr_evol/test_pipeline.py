@@ -6,7 +6,6 @@ nothing, and bad input refused with the store unchanged."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
