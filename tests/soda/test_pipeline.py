@@ -115,3 +115,18 @@ def test_show_prints_the_cycle_funnel(one_cycle, store):
     data = run_cli("show", "soda-test", "--store", store, "--json").json()["soda"]["cycles"][0]
     assert sum(data["tiers"].values()) == 6 and sum(data["judge_scores"].values()) == 6
     assert data["cost"]["teacher_correct"]["calls"] == 6 and data["cost"]["pair"]["calls"] == 1
+
+
+def test_the_export_keeps_each_variant_to_its_own_columns(one_cycle, store, tmp_path):
+    import datasets
+
+    r = run_cli("export", "soda-test", tmp_path / "out", "--store", store, "--json")
+    assert r.code == 0, r.err
+    info = r.json()
+    assert info["default_variant"] == "SODA" and info["variant_dirs"] == {"SODA-sft": "variants/SODA-sft"}
+    pref = datasets.load_from_disk(str(tmp_path / "out"))
+    sft = datasets.load_from_disk(str(tmp_path / "out" / "variants" / "SODA-sft"))
+    assert set(pref.column_names) == {"prompt", "chosen", "rejected", "task_id", "variant", "source", "row_id",
+                                      "cycle", "rejected_error_types"}
+    assert set(sft.column_names) == {"prompt", "completion", "task_id", "variant", "source", "row_id", "cycle"}
+    assert pref[0]["rejected_error_types"] and pref[0]["prompt"][0]["role"] == "user"
