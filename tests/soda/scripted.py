@@ -4,7 +4,7 @@ shipped-recipes test uses it through ``tests/engine/responders/soda.py``).
 
 - prompt A: the task's reference in a fence (a question it wrote: a small function), after a line of
   prose; a task in ``correct_broken`` gets code that raises;
-- prompt B: a faulty version, per task (``faulty``, default ``name``): ``name`` (uses an undefined
+- prompt B: a faulty version, per task (``faulty``, else ``faulty_default``: ``name``): ``name`` (uses an undefined
   name: fails with NameError), ``syntax`` (does not parse), ``logic`` (returns None: runs, the judge
   scores it low), ``sneaky`` (runs, and the judge scores it full marks), ``same`` (the correct answer);
 - the judge: the teacher's correct answer 5.5, a faulty one by its fault, the student's answer by a
@@ -64,9 +64,10 @@ def fence(code: str) -> str:
 class SodaScript:
     def __init__(self, tasks: list[dict[str, Any]], *, faulty: dict[str, str] | None = None,
                  correct_broken: set[str] | None = None, judge_garbage: set[str] | None = None,
-                 student_wrong: set[str] | None = None):
+                 student_wrong: set[str] | None = None, faulty_default: str = "name"):
         self.tasks = sorted(tasks, key=lambda t: -len(t["instruction"]))
         self.faulty, self.correct_broken = faulty or {}, correct_broken or set()
+        self.faulty_default = faulty_default
         self.judge_garbage, self.student_wrong = judge_garbage or set(), student_wrong or set()
         self.asked: Counter = Counter()
         self.students: list[str] = []
@@ -116,7 +117,7 @@ class SodaScript:
         question = between(text, "#Given Instruction#:", "#Response#:")
         task = self.task_of(question)
         code = self._code(question)
-        kind = self.faulty.get(task["task_id"], "name") if task else "name"
+        kind = self.faulty.get(task["task_id"], self.faulty_default) if task else self.faulty_default
         if kind == "same":
             return f"Here is a correct solution.\n\n{fence(code)}\n"
         faulty = {"name": code + "\nprint(undefined_total)\n", "syntax": "def broken(:\n    pass\n",
