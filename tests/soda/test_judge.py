@@ -69,6 +69,8 @@ def test_error_types_and_created_instructions():
     assert error_types_named("The code has a NameError.\nError types: Name Error") == ["Name Error"]
     assert error_types_named("none of them") == []
     assert created_instruction("#Created Instruction#:\n**Write a parser.**") == "Write a parser."
+    assert created_instruction("Sure.\n#Created Instruction#: Sort a list.\n#Created Instruction#: More.") == "Sort a list."
+    assert created_instruction("Make a new #Created Instruction#: here.\n#Given Instruction#:\nold") is None
     assert created_instruction("#Created Instruction#:   ") is None and created_instruction("A question?") is None
 
 

@@ -4,6 +4,7 @@ left in flight."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -116,7 +117,6 @@ def test_kill_9_in_cycle_2_then_rerun(tmp_path):
         rerun = compile_proc(recipe, store)
         out, err = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, err
-        import json
         result = json.loads(out)
         assert {s["name"] for s in result["stages"] if not s["cached"]} == {"soda_cycles", "emit_soda"}
         assert corpus(store) == expected

@@ -133,7 +133,8 @@ class SodaCycles(Stage):
     def _params(self, step: Step, k: int) -> Any:
         params: Any = step.params
         checkpoints = self.params.checkpoints
-        if checkpoints and step.cls is not None and "student" in step.cls.roles and "model" in type(params).model_fields:
+        takes_model = "model" in type(params).model_fields
+        if checkpoints and step.cls is not None and "student" in step.cls.roles and takes_model:
             params = params.model_copy(update={"model": checkpoints[k - 2]})
         return params
 

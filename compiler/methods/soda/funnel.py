@@ -90,7 +90,8 @@ def _cycle(k: int, frame: pl.DataFrame, drops: dict[str, Counter], cost: dict[st
     questions = _rows(frame, "question", k)
     made = _rows(frame, "new_question", k)
     asked = seeds if k == 1 else _rows(frame, "new_question", k - 1).height
-    scores = [json.loads(e)["score"] for e in questions["tier_evidence"]] if "tier_evidence" in questions.columns else []
+    evidence = questions["tier_evidence"] if "tier_evidence" in questions.columns else []
+    scores = [json.loads(e)["score"] for e in evidence]
     return {
         "cycle": k, "questions": asked, "questions_kept": questions.height,
         "questions_dropped": dict(drops.get("questions_dropped", {})),

@@ -82,18 +82,19 @@ class SeenQuestions:
 class NewQuestions(Stage):
     """The teacher writes ``per_tier[tier]`` new questions from each question (default easy 1, medium
     2, hard 3; METHODS §3(h)3), with prompt C for easy questions and prompt D for medium and hard ones,
-    each sample its own request. The text after ``#Created Instruction#:`` is the new question;
+    each sample its own request. The text after the first ``#Created Instruction#:`` that starts a line
+    (up to a line starting another marker) is the new question;
     dropped are answers without the marker (``missing_marker``), duplicates and near duplicates of any
     question seen so far in the run (``duplicate``, ``near_duplicate``: MinHash over token shingles,
     confirmed at ``near_threshold`` Jaccard), questions overlapping a benchmark (``contaminated``,
-    ``decontaminate``'s rules and params) and ``llm_failed`` (a dropped question is recorded under its question's task id, so its cost stays
-    with that task). The question rows pass through; each new
+    ``decontaminate``'s rules and params) and ``llm_failed`` (a dropped question is recorded under its
+    question's task id, so its cost stays with that task). The question rows pass through; each new
     question is a new row (``soda_kind`` ``new_question``, parent: its question) carrying the question's
     ``cycle``, ``origin_tier``, ``origin_prompt`` (C or D), ``new_question_call`` and a task id
     ``<task_id>/c<cycle>q<n>``."""
 
     name = "new_questions"
-    version = 1
+    version = 2
     roles = ("teacher",)
     scope = "frame"
     reads = (*QUESTION_READS, "tier", "cycle", "soda_kind")

@@ -29,6 +29,8 @@ from compiler.methods.soda.templates import CREATED_MARKER, ERROR_TYPES, RULE_PO
 Shape = Literal["rules", "json"]
 
 _SCORE_MARKER = re.compile(r"\bscores?\s*:", re.I)
+_CREATED = re.compile(r"^[ \t*_]*" + re.escape(CREATED_MARKER), re.M)
+_NEXT_MARKER = re.compile(r"^[ \t*_]*#(?:Created|Given) Instruction#", re.M)
 _RULE = re.compile(r"rule\s*([1-5])\b[^:\n]*:[\s*_]*([0-9]+(?:\.[0-9]+)?)", re.I)
 _TYPE_NAMES = {
     "Syntax Error": re.compile(r"\bsyntax\s*errors?\b", re.I),
@@ -116,10 +118,12 @@ def error_types_named(text: str) -> list[str]:
 
 
 def created_instruction(text: str) -> str | None:
-    """The new instruction after the last ``#Created Instruction#:`` (None without the marker or
-    with nothing after it)."""
-    at = text.rfind(CREATED_MARKER)
-    if at < 0:
+    """The new instruction: what follows the first ``#Created Instruction#:`` that starts a line (the
+    prompt asks the answer to start with it), up to a line that starts another marker; None without
+    the marker or with nothing after it."""
+    found = _CREATED.search(text)
+    if found is None:
         return None
-    body = text[at + len(CREATED_MARKER):].strip().strip("*").strip()
+    body = _NEXT_MARKER.split(text[found.end():], maxsplit=1)[0]
+    body = body.strip().strip("*").strip()
     return body or None

@@ -50,8 +50,8 @@ class _TeacherStage(Stage):
         prompts = [self.prompt(r) for r in frame.iter_rows(named=True)]
         out = ask_each(frame, ctx, "teacher", prompts, self.column, self.name, temperature=p.temperature,
                        top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed)
-        return StageOutput(self.finish(out.frame.rename({f"{self.column}_call": self.column.replace("_text", "_call")})),
-                           out.rejected)
+        calls = {f"{self.column}_call": self.column.replace("_text", "_call")}
+        return StageOutput(self.finish(out.frame.rename(calls)), out.rejected)
 
     def finish(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame
