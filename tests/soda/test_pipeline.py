@@ -130,3 +130,13 @@ def test_the_export_keeps_each_variant_to_its_own_columns(one_cycle, store, tmp_
                                       "cycle", "rejected_error_types"}
     assert set(sft.column_names) == {"prompt", "completion", "task_id", "variant", "source", "row_id", "cycle"}
     assert pref[0]["rejected_error_types"] and pref[0]["prompt"][0]["role"] == "user"
+
+
+def test_a_student_without_a_chat_template_answers_a_raw_prompt(soda_recipe, store, servers):
+    plan = [{"uses": "soda_seeds"}, {"uses": "student_answer", "with": {"prompt_format": "completion"}}]
+    r = run_cli("compile", soda_recipe(plan, limit=2), "--store", store, "--json")
+    assert r.code == 0, r.err
+    with Store.open_readonly(str(store)) as st:
+        requests = [json.loads(q) for (q,) in st.con.execute("SELECT request FROM llm_cache").fetchall()]
+    assert [q["messages"] for q in requests] == [None, None]
+    assert sorted(q["prompt"] for q in requests)[0].endswith("def is_even(n):\n\n")

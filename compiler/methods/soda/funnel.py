@@ -83,7 +83,8 @@ def _cost(store: Store, version: Version, steps: list[dict[str, Any]], at: int) 
             continue
         found[k][name]["calls"] += int(calls)
         found[k][name]["usd"] += float(usd)
-    return found
+    order = {s["name"]: i for i, s in enumerate(steps)}
+    return {k: dict(sorted(v.items(), key=lambda kv: order.get(kv[0], len(order)))) for k, v in found.items()}
 
 
 def _cycle(k: int, frame: pl.DataFrame, drops: dict[str, Counter], cost: dict[str, Any], seeds: int) -> dict[str, Any]:
