@@ -2,7 +2,8 @@
 on the chosen answer, the DPO-style stand-in for SODA's fault-aware contrastive loss (METHODS.md 3(e),
 reading 1):
 
-    L = w_sft · L_SFT(chosen) + w_dpo · −log σ(β · [(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))])
+    L = w_sft · L_SFT(chosen)
+      + w_dpo · −log σ(β · [(log π(chosen) − log π_ref(chosen)) − (log π(rejected) − log π_ref(rejected))])
 
 which TRL computes with ``loss_type: [sigmoid, sft]`` and ``loss_weights: [w_dpo, w_sft]`` (defaults
 ``[1.0, 1.0]``, ``beta: 0.1``; any of them can be set in the config file). The reference model is
