@@ -140,3 +140,25 @@ def test_a_student_without_a_chat_template_answers_a_raw_prompt(soda_recipe, sto
         requests = [json.loads(q) for (q,) in st.con.execute("SELECT request FROM llm_cache").fetchall()]
     assert [q["messages"] for q in requests] == [None, None]
     assert sorted(q["prompt"] for q in requests)[0].endswith("def is_even(n):\n\n")
+
+
+def test_records_are_plain_text_for_a_student_that_does_not_chat(soda_recipe, store, tmp_path):
+    import datasets
+
+    from compiler.methods.soda.emit import student_chats
+    from compiler.recipe.schema import ModelConfig
+
+    assert student_chats(ModelConfig(model="m", backend="openai")) is True
+    assert student_chats(ModelConfig(model="m", backend="openai", chat=False)) is False
+    assert student_chats(None) is False
+    plan = stages(1)
+    plan[-1] = {"uses": "emit_soda", "with": {"conversational": False}}
+    assert run_cli("compile", soda_recipe(plan), "--store", store).code == 0
+    r = run_cli("export", "soda-test", tmp_path / "out", "--variant", "SODA", "--store", store)
+    assert r.code == 0, r.err
+    pref = datasets.load_from_disk(str(tmp_path / "out"))
+    first = next(row for row in pref if row["task_id"] == "starter/01-square")
+    assert first["prompt"] == ("Return the square of the integer n.\n\nYour solution must define the function "
+                               "`square` with this signature:\ndef square(n):")
+    assert "return n * n" in first["chosen"] and "undefined_total" in first["rejected"]
+    assert all(isinstance(row[c], str) for row in pref for c in ("prompt", "chosen", "rejected"))
