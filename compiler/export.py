@@ -28,6 +28,7 @@ from compiler.store.versions import Version
 TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
 VARIANTS_DIR = "variants"
 META_COLUMNS = ("task_id", "variant", "source", "row_id")
+METHOD_COLUMNS = ("cycle", "rejected_error_types")     # SODA's: a record's cycle, a pair's error types
 
 
 def records(store: Store, version: Version, variant: str | None = None) -> pl.DataFrame:
@@ -38,7 +39,7 @@ def records(store: Store, version: Version, variant: str | None = None) -> pl.Da
         if variant not in have:
             raise DistillcError(f"{version.ref} has no variant {variant!r} (variants: {', '.join(have) or 'none'})")
         frame = frame.filter(pl.col("variant") == variant)
-    keep = [c for c in (*TRL_COLUMNS, *META_COLUMNS) if c in frame.columns]
+    keep = [c for c in (*TRL_COLUMNS, *META_COLUMNS, *METHOD_COLUMNS) if c in frame.columns]
     if not any(c in frame.columns for c in TRL_COLUMNS):
         raise DistillcError(f"{version.ref} holds no training records (end the recipe with a `format` stage)")
     return frame.select(keep)
@@ -71,9 +72,14 @@ def variant_dirs(names: list[str]) -> dict[str, str]:
 
 
 def to_dataset(frame: pl.DataFrame):
+    """A ``datasets.Dataset`` of the rows, without the TRL and method columns no row of them fills (a
+    preference variant has no ``completion``, an SFT variant no ``chosen``/``rejected``), so each
+    variant holds exactly its own TRL columns."""
     import datasets
 
-    return datasets.Dataset.from_list(frame.to_dicts())
+    optional = (*TRL_COLUMNS, *METHOD_COLUMNS)
+    empty = [c for c in frame.columns if c in optional and frame.height and frame[c].null_count() == frame.height]
+    return datasets.Dataset.from_list(frame.drop(empty).to_dicts())
 
 
 def write(frame: pl.DataFrame, out: Path, fmt: str, meta: dict[str, Any]) -> None:

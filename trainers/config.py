@@ -5,7 +5,7 @@ reproduces the PERsD script's optimisation settings (METHODS.md 1(e)), its globa
 sequences included: ``target_global_batch_size`` sets the gradient accumulation at run time from the
 per-device batch and the number of devices (4 x 480 on one device, 12 x 20 on eight), so each
 optimizer step sees the paper's batch on any machine. Any other ``trl.SFTConfig`` field can be given
-too and is passed through unchanged.
+too and is passed through unchanged (``trl.DPOConfig`` fields for a DPO run, :mod:`trainers.dpo`).
 
 The YAML file is flat, with TRL's own key names (as ``trl sft --config`` reads them)::
 
@@ -49,6 +49,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_steps": 0.0, "per_device_train_batch_size": 4, "max_length": 2048,
         "target_global_batch_size": PERSD_PAPER_GLOBAL_BATCH,
     },
+    # METHODS.md 3(e), ours: DPO at lr 1e-6 (the top of 5e-7..1e-6), 3 epochs, max length 2048; the
+    # DPO + SFT loss itself (loss_type, loss_weights, beta) is trainers.dpo's default.
+    "soda-dpo": {"learning_rate": 1e-6, "num_train_epochs": 3.0, "max_length": 2048},
 }
 
 
@@ -62,7 +65,7 @@ class SFTRunConfig:
     ``gradient_accumulation_steps`` is then derived at run time (:meth:`accumulation_for`).
     ``intended_global_batch_size``: a batch the run stands for when the one actually run differs,
     recorded for the reader (None: they are the same). ``sft_args``: further ``trl.SFTConfig``
-    fields, as given.
+    fields (``trl.DPOConfig`` fields for a DPO run), as given.
     """
 
     preset: str = "modern"
@@ -182,8 +185,9 @@ _RUN_KINDS = {"student": str, "data": str, "dataset_config": str, "split": str, 
               "out_dir": str, "lora": bool}
 
 
-def load_spec(path: str | Path) -> TrainSpec:
-    """Read a TRL-style YAML run file (see the module docstring)."""
+def load_spec(path: str | Path, method: str = "sft") -> TrainSpec:
+    """Read a TRL-style YAML run file (see the module docstring); keys that are not ours must be
+    fields of the TRL config of ``method`` (``sft``: SFTConfig, ``dpo``: DPOConfig)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -192,13 +196,13 @@ def load_spec(path: str | Path) -> TrainSpec:
     raw, lines = _parse(text, path)
     where = _Where(str(path), lines)
     run = {RUN_KEYS[k]: _coerce(v, _RUN_KINDS[RUN_KEYS[k]], where, k) for k, v in raw.items() if k in RUN_KEYS}
-    config = _config_from(raw, where)
+    config = _config_from(raw, where, method)
     return TrainSpec(config=config, path=str(path), **run)
 
 
-def load_config(path: str | Path) -> SFTRunConfig:
+def load_config(path: str | Path, method: str = "sft") -> SFTRunConfig:
     """Only the hyper-parameters of a YAML run file."""
-    return load_spec(path).config
+    return load_spec(path, method).config
 
 
 def _parse(text: str, path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -227,7 +231,7 @@ class _Where:
         return f"{self.file}:{line} {key}" if line else f"{self.file} {key}"
 
 
-def _config_from(raw: Mapping[str, Any], where: _Where) -> SFTRunConfig:
+def _config_from(raw: Mapping[str, Any], where: _Where, method: str = "sft") -> SFTRunConfig:
     own, passed = {}, {}
     hints = _config_hints()
     for key, value in raw.items():
@@ -235,10 +239,10 @@ def _config_from(raw: Mapping[str, Any], where: _Where) -> SFTRunConfig:
             continue
         if key in hints and key != "sft_args":
             own[key] = _coerce(value, hints[key], where, key)
-        elif key in _sft_config_fields():  # imports trl: only asked for keys that are not ours
+        elif key in _trl_config_fields(method):  # imports trl: only asked for keys that are not ours
             passed[key] = _number_or_value(value)
         else:
-            known = [*RUN_KEYS, *hints, *_sft_config_fields()]
+            known = [*RUN_KEYS, *hints, *_trl_config_fields(method)]
             raise ConfigError(f"{where.at(key)}: unknown setting{_did_you_mean(key, known)}")
     preset = raw.get("preset", "modern")
     if preset not in PRESETS:
@@ -255,11 +259,15 @@ def _config_hints() -> dict[str, Any]:
     return typing.get_type_hints(SFTRunConfig)
 
 
-@functools.cache
-def _sft_config_fields() -> frozenset[str]:
-    from trl import SFTConfig
+TRL_CONFIGS = {"sft": "SFTConfig", "dpo": "DPOConfig"}   # method -> the trl config class its files extend
 
-    return frozenset(f.name for f in dataclasses.fields(SFTConfig) if f.init)
+
+@functools.cache
+def _trl_config_fields(method: str = "sft") -> frozenset[str]:
+    import trl
+
+    config = getattr(trl, TRL_CONFIGS[method])
+    return frozenset(f.name for f in dataclasses.fields(config) if f.init)
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -42,7 +42,7 @@ class TrainingData:
 
     @property
     def format(self) -> str:
-        return dataset_format(self.dataset.column_names)
+        return data_format(self.dataset.column_names) or "unknown"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,9 +50,11 @@ class TrainingData:
 
 
 def load_training_data(source: Any, *, variant: str | None = None, dataset_config: str | None = None,
-                       split: str = "train", provenance: dict[str, Any] | None = None) -> TrainingData:
+                       split: str = "train", provenance: dict[str, Any] | None = None,
+                       preference: bool = False) -> TrainingData:
     """Load ``source`` (see the module docstring), select ``variant``, and merge the export's
-    ``distillc.json`` with ``provenance`` (explicit values win)."""
+    ``distillc.json`` with ``provenance`` (explicit values win). ``preference``: the rows must be
+    preference pairs (DPO) rather than SFT rows."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
@@ -64,7 +66,7 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
     if len(dataset) == 0:
         raise TrainError(f"{where or 'the dataset'}: no training rows"
                          + (f" for variant {chosen!r}" if chosen else ""))
-    dataset_format(dataset.column_names, where)
+    (preference_format if preference else dataset_format)(dataset.column_names, where)
     merged = {**{k: meta.get(k) for k in PROVENANCE_KEYS}, **(provenance or {})}
     merged["variant"] = (provenance or {}).get("variant") or chosen
     merged["variants"] = variant_names(dataset)
@@ -197,12 +199,20 @@ def variant_names(dataset: Any) -> list[str]:
 # shaping for the student
 
 
-def dataset_format(columns: list[str], where: str | None = None) -> str:
-    """``prompt_completion`` or ``messages``; anything else cannot be trained with SFT."""
+def data_format(columns: list[str]) -> str | None:
+    """``preference``, ``prompt_completion`` or ``messages`` by the columns; None for none of them."""
+    if {"prompt", "chosen", "rejected"} <= set(columns):
+        return "preference"
     if "prompt" in columns and "completion" in columns:
         return "prompt_completion"
-    if "messages" in columns:
-        return "messages"
+    return "messages" if "messages" in columns else None
+
+
+def dataset_format(columns: list[str], where: str | None = None) -> str:
+    """``prompt_completion`` or ``messages``; anything else cannot be trained with SFT."""
+    found = data_format(columns)
+    if found in ("prompt_completion", "messages"):
+        return found
     what = where or "the dataset"
     if "chosen" in columns and "rejected" in columns:
         raise TrainError(f"{what} holds preference pairs (prompt/chosen/rejected): that is DPO data, "
@@ -221,6 +231,30 @@ def shape_for_student(dataset: Any, *, chat: bool) -> Any:
         pairs = list(zip(dataset["prompt"], dataset["completion"]))
     shaped = [chat_pair(p, c) if chat else plain_pair(p, c) for p, c in pairs]
     return datasets.Dataset.from_dict({"prompt": [p for p, _ in shaped], "completion": [c for _, c in shaped]})
+
+
+def preference_format(columns: list[str], where: str | None = None) -> str:
+    """``preference`` (prompt, chosen, rejected); anything else cannot be trained with DPO."""
+    if data_format(columns) == "preference":
+        return "preference"
+    raise TrainError(f"{where or 'the dataset'} holds no preference pairs (prompt/chosen/rejected) for DPO "
+                     f"(columns: {', '.join(columns)})")
+
+
+def shape_preferences(dataset: Any, *, chat: bool) -> Any:
+    """A new Dataset with only ``prompt``, ``chosen`` and ``rejected``: conversational when ``chat``
+    (strings become a user and assistant messages), plain text otherwise (as :func:`plain_pair`)."""
+    import datasets
+
+    preference_format(dataset.column_names)
+    shape = chat_pair if chat else plain_pair
+    rows: dict[str, list[Any]] = {"prompt": [], "chosen": [], "rejected": []}
+    for prompt, chosen, rejected in zip(dataset["prompt"], dataset["chosen"], dataset["rejected"]):
+        p, c = shape(prompt, chosen)
+        rows["prompt"].append(p)
+        rows["chosen"].append(c)
+        rows["rejected"].append(shape(prompt, rejected)[1])
+    return datasets.Dataset.from_dict(rows)
 
 
 def split_messages(messages: list[Message]) -> tuple[list[Message], list[Message]]:

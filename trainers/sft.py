@@ -67,6 +67,11 @@ class PreparedRun:
     out_dir: Path
 
 
+def default_config() -> SFTRunConfig:
+    """The hyper-parameters of a run given none: the ``modern`` preset."""
+    return SFTRunConfig()
+
+
 def train(dataset: Any, *, student: str, out_dir: str | Path, config: SFTRunConfig | None = None,
           lora: bool = False, provenance: dict[str, Any] | None = None,
           variant: str | None = None) -> TrainResult:

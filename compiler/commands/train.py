@@ -1,5 +1,7 @@
 """distillc train: fine-tune a student on a corpus version (exported on the fly) or an exported
-dataset directory, with TRL's SFTTrainer (see trainers/README.md)."""
+dataset directory, with TRL (see trainers/README.md): ``--method sft`` (the default) with the
+SFTTrainer on prompt/completion or messages rows, ``--method dpo`` with the DPOTrainer (DPO + SFT) on
+preference pairs."""
 
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ from compiler.commands.common import add_json, add_store, print_json, store_path
 from compiler.errors import DistillcError, UsageError
 
 NAME = "train"
-HELP = "fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions)"
+HELP = ("fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions; "
+        "or DPO + SFT on preference pairs)")
+# --method -> (the trainer module, whether it trains on preference pairs); each module has
+# train(data, student=, out_dir=, config=, lora=[, variant=]) and default_config()
+METHODS = {"sft": ("trainers.sft", False), "dpo": ("trainers.dpo", True)}
 EXAMPLE = ("distillc train quickstart --student smollm2-135m --out data/runs/smoke-smollm2 "
            "--config trainers/configs/smoke.yaml --max-steps 3")
 
@@ -27,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TRL-style YAML (hyper-parameters, preset: modern | persd-paper; persd-paper reaches "
                    "the paper's global batch of 1,920 by gradient accumulation: 4 per device x 480 steps on "
                    "one device, fewer on several; the run record says what ran)")
+    p.add_argument("--method", choices=tuple(METHODS), default="sft",
+                   help="sft: supervised fine-tuning (default); dpo: DPO + SFT on preference pairs (prompt/chosen/"
+                   "rejected, e.g. SODA's variant), reference model = the student as given, preset soda-dpo")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged into the saved model)")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N optimizer steps")
     add_store(p)
@@ -56,15 +65,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> Any:
-    from trainers.config import SFTRunConfig, load_spec
-    from trainers.sft import train
+    import importlib
 
-    spec = load_spec(args.config) if args.config else None
-    config = spec.config if spec else SFTRunConfig()
+    from trainers.config import load_spec
+
+    module_name, preference = METHODS[args.method]
+    trainer = importlib.import_module(module_name)
+    spec = load_spec(args.config, args.method) if args.config else None
+    config = spec.config if spec else None
     if args.max_steps is not None:
         if args.max_steps < 1:
             raise UsageError(f"--max-steps: expected a positive number, got {args.max_steps}")
-        config = config.replace(max_steps=args.max_steps)
+        config = (config or trainer.default_config()).replace(max_steps=args.max_steps)
     student = args.student or (spec.student if spec else None)
     out = args.out or (spec.out_dir if spec else None)
     if not student or not out:
@@ -74,12 +86,12 @@ def _train(args: argparse.Namespace) -> Any:
     default_variant = spec.variant if spec else None     # the config's `variant:`, unless the target names one
     path, variant = dataset_target(args.target)
     if path is not None:
-        return train(str(path), student=student, out_dir=out, config=config, lora=lora,
-                     variant=variant or default_variant)
+        return trainer.train(str(path), student=student, out_dir=out, config=config, lora=lora,
+                             variant=variant or default_variant)
     target = args.target if ":" in args.target or not default_variant else f"{args.target}:{default_variant}"
     with tempfile.TemporaryDirectory(prefix="distillc-train-") as tmp:
-        data = export_for_training(args, target, Path(tmp) / "data")
-        return train(data, student=student, out_dir=out, config=config, lora=lora)
+        data = export_for_training(args, target, Path(tmp) / "data", preference=preference)
+        return trainer.train(data, student=student, out_dir=out, config=config, lora=lora)
 
 
 def dataset_target(target: str) -> tuple[Path | None, str | None]:
@@ -96,7 +108,7 @@ def dataset_target(target: str) -> tuple[Path | None, str | None]:
     return None, None
 
 
-def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any:
+def export_for_training(args: argparse.Namespace, target: str, out: Path, *, preference: bool = False) -> Any:
     """Export ``CORPUS[@VERSION][:VARIANT]`` as a Hugging Face dataset into ``out`` and load it
     (its recorded source is the version, not the temporary directory)."""
     from compiler.export import export_version
@@ -111,7 +123,7 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any
     if not variant and len(info["variants"]) > 1:
         raise DistillcError(f"{version.ref} holds several variants ({', '.join(info['variants'])}): "
                             f"train on one, e.g. {version.ref}:{info['variants'][0]}")
-    data = load_training_data(str(out))
+    data = load_training_data(str(out), preference=preference)
     source = version.ref + (f":{variant}" if variant else "")
     return TrainingData(data.dataset, data.provenance, source)
 
@@ -119,8 +131,9 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any
 def _summary(result: Any) -> dict[str, Any]:
     record = result.record
     keys = ("corpus", "version", "fingerprint", "variant", "student", "steps", "train_loss", "seconds")
-    return {**{k: record.get(k) for k in keys}, "out": str(result.out_dir),
-            "data": record["data"]["source"], "rows": record["data"]["rows"]}
+    extra = {"margins": record["margins"]} if "margins" in record else {}
+    return {**{k: record.get(k) for k in keys}, "method": record.get("method", "sft"), **extra,
+            "out": str(result.out_dir), "data": record["data"]["source"], "rows": record["data"]["rows"]}
 
 
 def _variant(summary: dict[str, Any]) -> str:

@@ -85,6 +85,14 @@ def rejection_counts(store: Store, fp: str) -> dict[str, int]:
     return {r: int(n) for r, n in rows}
 
 
+def load_rejections(store: Store, fp: str) -> pl.DataFrame:
+    """The rejections stored with a stage output (row_id, task_id, reason, detail)."""
+    rows = store.con.execute("SELECT row_id, task_id, reason, detail FROM rejections WHERE fingerprint = ? "
+                             "ORDER BY rowid", [fp]).fetchall()
+    return pl.DataFrame(rows, schema={"row_id": pl.String, "task_id": pl.String, "reason": pl.String,
+                                      "detail": pl.String}, orient="row")
+
+
 def output_info(store: Store, fp: str) -> dict | None:
     row = store.con.execute(
         "SELECT stage, uses, rows_in, rows_out, seconds, created_at FROM stage_outputs WHERE fingerprint = ?",

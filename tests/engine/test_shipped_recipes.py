@@ -74,6 +74,8 @@ def offline_copy(path: Path, url: str, tmp: Path) -> Path:
             stage["with"] = {**stage["with"], "library": str((path.parent / stage["with"]["library"]).resolve())}
         if stage["uses"] in ("decontaminate", "decontaminate_embed"):
             stage["with"] = {**stage.get("with", {}), "mbpp_path": str(MBPP), "mbpp_plus_path": str(MBPP_PLUS)}
+        elif isinstance(stage.get("with", {}).get("decontaminate"), dict):     # a stage's own benchmark check
+            stage["with"]["decontaminate"] = {**stage["with"]["decontaminate"], "mbpp_path": str(MBPP)}
     out = tmp / path.name
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
@@ -145,5 +147,7 @@ def test_every_shipped_recipe_compiles_on_scripted_models(path, tmp_path, monkey
         uses = {s.uses for s in loaded.recipe.stages}
         if "emit_persd" in uses:
             assert shown["persd"]["refinements_requested"] > 0 and shown["variants"]["PERsD"] > 0
+        if "emit_soda" in uses:
+            assert shown["soda"]["cycles"][0]["pairs_kept"] > 0 and shown["variants"]["SODA"] > 0
         exported = run_cli("export", out["corpus"], tmp_path / "out", "--store", store, "--format", "jsonl")
         assert exported.code == 0, exported.err
