@@ -174,6 +174,13 @@ class Stage:
         return {role: (n, n, n) for role in cls.roles}
 
     @classmethod
+    def files(cls, params: Params) -> tuple[tuple[str, str], ...]:
+        """(param, path) of the files these params name whose content shapes the output (a prompt
+        template, say; relative paths: from the recipe). Their SHA-256 enters the fingerprint, so
+        editing one re-runs the stage; a missing one stops planning at that param."""
+        return ()
+
+    @classmethod
     def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
         """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
         return ()
