@@ -50,9 +50,11 @@ class TrainingData:
 
 
 def load_training_data(source: Any, *, variant: str | None = None, dataset_config: str | None = None,
-                       split: str = "train", provenance: dict[str, Any] | None = None) -> TrainingData:
+                       split: str = "train", provenance: dict[str, Any] | None = None,
+                       kind: str = "SFT") -> TrainingData:
     """Load ``source`` (see the module docstring), select ``variant``, and merge the export's
-    ``distillc.json`` with ``provenance`` (explicit values win)."""
+    ``distillc.json`` with ``provenance`` (explicit values win). ``kind`` names the training in
+    errors about the rows' format."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
@@ -64,7 +66,7 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
     if len(dataset) == 0:
         raise TrainError(f"{where or 'the dataset'}: no training rows"
                          + (f" for variant {chosen!r}" if chosen else ""))
-    dataset_format(dataset.column_names, where)
+    dataset_format(dataset.column_names, (where or "the dataset") + (f" (variant {chosen})" if chosen else ""), kind)
     merged = {**{k: meta.get(k) for k in PROVENANCE_KEYS}, **(provenance or {})}
     merged["variant"] = (provenance or {}).get("variant") or chosen
     merged["variants"] = variant_names(dataset)
@@ -197,8 +199,8 @@ def variant_names(dataset: Any) -> list[str]:
 # shaping for the student
 
 
-def dataset_format(columns: list[str], where: str | None = None) -> str:
-    """``prompt_completion`` or ``messages``; anything else cannot be trained with SFT."""
+def dataset_format(columns: list[str], where: str | None = None, kind: str = "SFT") -> str:
+    """``prompt_completion`` or ``messages``; anything else has no completions to train on."""
     if "prompt" in columns and "completion" in columns:
         return "prompt_completion"
     if "messages" in columns:
@@ -206,8 +208,9 @@ def dataset_format(columns: list[str], where: str | None = None) -> str:
     what = where or "the dataset"
     if "chosen" in columns and "rejected" in columns:
         raise TrainError(f"{what} holds preference pairs (prompt/chosen/rejected): that is DPO data, "
-                         "not SFT data")
-    raise TrainError(f"{what} has no prompt/completion or messages columns (columns: {', '.join(columns)})")
+                         f"not {kind} data")
+    raise TrainError(f"{what} has no completions to train on: no prompt/completion or messages columns "
+                     f"(columns: {', '.join(columns)})")
 
 
 def shape_for_student(dataset: Any, *, chat: bool) -> Any:

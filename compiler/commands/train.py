@@ -1,5 +1,6 @@
 """distillc train: fine-tune a student on a corpus version (exported on the fly) or an exported
-dataset directory, with TRL's SFTTrainer (see trainers/README.md)."""
+dataset directory, with TRL's SFTTrainer (see trainers/README.md); ``--method kd`` distils from a
+teacher's logits instead (:mod:`compiler.commands.train_kd`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "one device, fewer on several; the run record says what ran)")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged into the saved model)")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N optimizer steps")
+    p.add_argument("--method", choices=("sft", "kd"), default="sft",
+                   help="sft: fine-tune on the completions (default); kd: distil from a teacher's logits")
+    from compiler.commands.train_kd import add_kd_arguments
+    add_kd_arguments(p)
     add_store(p)
     add_json(p)
 
@@ -41,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
         apply_torch_threads()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    from compiler.commands.train_kd import check_kd_flags, train_kd
+
+    check_kd_flags(args)
     try:
-        result = _train(args)
+        result = train_kd(args) if args.method == "kd" else _train(args)
     except TrainError as exc:
         raise DistillcError(str(exc).strip().splitlines()[0]) from exc
     summary = _summary(result)
@@ -96,7 +104,7 @@ def dataset_target(target: str) -> tuple[Path | None, str | None]:
     return None, None
 
 
-def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any:
+def export_for_training(args: argparse.Namespace, target: str, out: Path, kind: str = "SFT") -> Any:
     """Export ``CORPUS[@VERSION][:VARIANT]`` as a Hugging Face dataset into ``out`` and load it
     (its recorded source is the version, not the temporary directory)."""
     from compiler.export import export_version
@@ -111,7 +119,7 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any
     if not variant and len(info["variants"]) > 1:
         raise DistillcError(f"{version.ref} holds several variants ({', '.join(info['variants'])}): "
                             f"train on one, e.g. {version.ref}:{info['variants'][0]}")
-    data = load_training_data(str(out))
+    data = load_training_data(str(out), kind=kind)
     source = version.ref + (f":{variant}" if variant else "")
     return TrainingData(data.dataset, data.provenance, source)
 
@@ -119,9 +127,12 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path) -> Any
 def _summary(result: Any) -> dict[str, Any]:
     record = result.record
     keys = ("corpus", "version", "fingerprint", "variant", "student", "steps", "train_loss", "seconds")
+    kd = {"method": "kd", "teacher": record.get("teacher"), "loss": record["kd"]["loss"]} \
+        if record.get("method") == "kd" else {}
     return {**{k: record.get(k) for k in keys}, "out": str(result.out_dir),
-            "data": record["data"]["source"], "rows": record["data"]["rows"]}
+            "data": record["data"]["source"], "rows": record["data"]["rows"], **kd}
 
 
 def _variant(summary: dict[str, Any]) -> str:
-    return f" ({summary['variant']})" if summary["variant"] else ""
+    kd = f", kd {summary['loss']} from {summary['teacher'] or 'the corpus top-k'}" if summary.get("method") else ""
+    return (f" ({summary['variant']})" if summary["variant"] else "") + kd
