@@ -116,5 +116,4 @@ def test_teacher_from_corpus_trains_without_loading_the_teacher(loss, topk_corpu
     assert record["teacher"] is None and record["kd"]["teacher_from"] == "corpus" and record["kd"]["loss"] == loss
     assert record["kd"]["rows_used"] == 20 and record["kd"]["rows_skipped"] == 0
     before, after = heldout_kl(student, teacher), heldout_kl(out, teacher)
-    print(f"held-out KL from the top-{K}, {loss}: {before:.4f} -> {after:.4f}")
     assert after < 0.9 * before, (before, after)

@@ -107,7 +107,6 @@ def test_each_loss_brings_the_student_closer_to_the_teacher(loss, extra, corpus,
     assert kd["lmbda"] == 0.0 and kd["teacher_from"] == "model" and kd["rows_used"] == 20
     assert record["corpus"] == "akd-test" and record["variant"] == "AKD"
     before, after = heldout_kl(student, teacher), heldout_kl(out, teacher)
-    print(f"held-out KL {loss}: {before:.4f} -> {after:.4f}")
     assert after < 0.9 * before, (before, after)
 
 
@@ -147,6 +146,15 @@ def test_a_teacher_equal_to_the_student_gives_zero_loss(corpus, pair, tmp_path):
     batch = next(iter(run.trainer.get_train_dataloader()))
     run.trainer.model.eval()
     assert float(run.trainer.compute_loss(run.trainer.model, batch)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lora_adapter_is_merged_into_the_saved_student(corpus, pair, tmp_path):
+    student, teacher = pair
+    r = run_cli("train", "akd-test:AKD", "--method", "kd", "--teacher", teacher, "--lora", "--student", student,
+                "--out", tmp_path / "m", "--config", quick_config(tmp_path), "--store", corpus, "--max-steps", "2")
+    assert r.code == 0, r.err
+    assert (tmp_path / "m" / "adapter").is_dir() and read_record(tmp_path / "m")["config"]["lora"] is True
+    assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
 def test_on_policy_batches_run(corpus, pair, tmp_path):
