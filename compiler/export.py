@@ -29,6 +29,7 @@ TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
 VARIANTS_DIR = "variants"
 META_COLUMNS = ("task_id", "variant", "source", "row_id")
 METHOD_COLUMNS = ("cycle", "rejected_error_types")     # SODA's: a record's cycle, a pair's error types
+KD_COLUMNS = ("teacher_prompt", "teacher_topk")   # distillation records: the teacher's side
 
 
 def records(store: Store, version: Version, variant: str | None = None) -> pl.DataFrame:
@@ -39,7 +40,7 @@ def records(store: Store, version: Version, variant: str | None = None) -> pl.Da
         if variant not in have:
             raise DistillcError(f"{version.ref} has no variant {variant!r} (variants: {', '.join(have) or 'none'})")
         frame = frame.filter(pl.col("variant") == variant)
-    keep = [c for c in (*TRL_COLUMNS, *META_COLUMNS, *METHOD_COLUMNS) if c in frame.columns]
+    keep = [c for c in (*TRL_COLUMNS, *KD_COLUMNS, *META_COLUMNS, *METHOD_COLUMNS) if c in frame.columns]
     if not any(c in frame.columns for c in TRL_COLUMNS):
         raise DistillcError(f"{version.ref} holds no training records (end the recipe with a `format` stage)")
     return frame.select(keep)

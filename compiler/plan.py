@@ -77,6 +77,21 @@ def stage_identity(recipe: Any, cls: type[Stage], params: BaseModel) -> dict[str
     return extra
 
 
+def file_identity(loaded: LoadedRecipe, i: int, cls: type[Stage], params: BaseModel) -> dict[str, str]:
+    """SHA-256 of each file the params of stage ``i`` name (:meth:`Stage.files`), by param."""
+    import hashlib
+
+    from compiler.stages.sources import resolve_path
+
+    out = {}
+    for param, path in cls.files(params):
+        local = resolve_path(path, loaded.base_dir)
+        if not local.is_file():
+            raise loaded.error(f"{path}: no such file (resolved to {local})", ("stages", i, "with", param))
+        out[param] = hashlib.sha256(local.read_bytes()).hexdigest()
+    return out
+
+
 def _identity(loaded: LoadedRecipe, i: int) -> dict[str, Any]:
     """A source's content identity; a problem with it (a missing file) is located in the recipe."""
     from compiler.stages.sources import source_identity
@@ -87,20 +102,6 @@ def _identity(loaded: LoadedRecipe, i: int) -> dict[str, Any]:
     except SourceError as exc:
         key = "path" if cfg.path else "split" if cfg.split else None
         raise loaded.error(str(exc), ("sources", i, key) if key else ("sources", i)) from None
-
-
-def _file_identity(loaded: LoadedRecipe, i: int, cls: type[Stage], params: BaseModel) -> dict[str, str]:
-    """The content hash of each file a stage reads (``file_inputs``); a missing one is located in the
-    recipe."""
-    from compiler.stages.sources import _sha256, resolve_path
-
-    out = {}
-    for param, path in cls.file_inputs(params):
-        local = resolve_path(path, loaded.base_dir)
-        if not local.is_file():
-            raise loaded.error(f"{path}: file not found (resolved to {local})", ("stages", i, "with", param))
-        out[path] = _sha256(local)
-    return out
 
 
 def make_plan(loaded: LoadedRecipe) -> Plan:
@@ -116,7 +117,7 @@ def make_plan(loaded: LoadedRecipe) -> Plan:
     for i, (cfg, params) in enumerate(zip(recipe.stages, loaded.stage_params), start=1):
         cls = registry[cfg.uses]
         extra = stage_identity(recipe, cls, params)
-        files = _file_identity(loaded, i - 1, cls, params)
+        files = file_identity(loaded, i - 1, cls, params)
         if files:
             extra["files"] = files
         fp = stage_fingerprint(parents=[steps[-1].fingerprint], uses=cfg.uses, version=cls.version,

@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import random
+import re
 import sys
 import threading
 import time
@@ -29,6 +31,9 @@ from typing import Any, Callable
 from aiohttp import web
 
 Answer = Callable[[dict[str, Any]], str] | list[str] | dict[str, str] | None
+# (body, answer text, k) -> per token: (token, logprob, [(alternative, logprob), ...]); the tokens
+# concatenate to the text.
+Logprobs = Callable[[dict[str, Any], str, int], list[tuple[str, float, list[tuple[str, float]]]]]
 
 
 @dataclass
@@ -98,6 +103,35 @@ def hashed_embedding(text: str, dim: int = 64) -> list[float]:
     return vec
 
 
+def default_logprobs(body: dict[str, Any], text: str, k: int) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """Whitespace-led words as tokens; each the top choice with probability 1/2, then ``k - 1`` made-up
+    alternatives with 1/4, 1/8, ..."""
+    out = []
+    for token in re.findall(r"\s*\S+|\s+", text):
+        alts = [(token if j == 0 else f"{token.strip() or '_'}~{j}", math.log(0.5 ** (j + 1))) for j in range(k)]
+        out.append((token, math.log(0.5), alts))
+    return out
+
+
+def logprobs_payload(entries: list[tuple[str, float, list[tuple[str, float]]]], *, chat: bool) -> dict[str, Any]:
+    """The ``logprobs`` object of a choice, shaped as each endpoint sends it."""
+    if chat:
+        def item(token: str, value: float) -> dict[str, Any]:
+            return {"token": token, "logprob": value, "bytes": list(token.encode())}
+        return {"content": [{**item(t, v), "top_logprobs": [item(a, b) for a, b in alts]} for t, v, alts in entries],
+                "refusal": None}
+    offsets = [sum(len(t) for t, _, _ in entries[:i]) for i in range(len(entries))]
+    return {"tokens": [t for t, _, _ in entries], "token_logprobs": [v for _, v, _ in entries],
+            "top_logprobs": [dict(alts) for _, _, alts in entries], "text_offset": offsets}
+
+
+def requested_logprobs(body: dict[str, Any], *, chat: bool) -> int:
+    """How many alternatives per token the request asks for (0: none)."""
+    if chat:
+        return int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
+    return int(body.get("logprobs") or 0)
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         users = [m for m in body["messages"] if m.get("role") == "user"] or body["messages"]
@@ -111,10 +145,12 @@ class LoopbackServer:
 
     def __init__(self, *, answer: Answer = None, latency: float = 0.0, faults: Faults | None = None,
                  slots: int | None = None, cached_fraction: float = 0.0, reasoning_tokens: int = 0,
-                 batch_polls: int = 1, batch_item_fail_rate: float = 0.0, seed: int = 0):
+                 batch_polls: int = 1, batch_item_fail_rate: float = 0.0, seed: int = 0,
+                 logprobs: Logprobs = default_logprobs):
         self.answer, self.latency, self.faults = answer, latency, faults or Faults()
         self.embed: Callable[[str], list[float]] = hashed_embedding
         self.embedding_models: set[str] | None = None   # None: any model name is served
+        self.logprobs = logprobs
         self.slots, self.cached_fraction, self.reasoning_tokens = slots, cached_fraction, reasoning_tokens
         self.batch_polls, self.batch_item_fail_rate = batch_polls, batch_item_fail_rate
         self.rng = random.Random(seed)
@@ -250,6 +286,9 @@ class LoopbackServer:
             self._count(usage, batch=False)
         self._counter += 1
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        k = requested_logprobs(body, chat=chat)
+        if k:
+            choice["logprobs"] = logprobs_payload(self.logprobs(body, text, k), chat=chat)
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
         else:

@@ -175,6 +175,7 @@ class TrainSpec:
     out_dir: str | None = None
     lora: bool = False
     path: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)   # the caller's own keys (load_spec's ``extra``)
 
 
 # TRL's script keys (ScriptArguments, ModelConfig) -> TrainSpec fields.
@@ -185,10 +186,13 @@ _RUN_KINDS = {"student": str, "data": str, "dataset_config": str, "split": str, 
               "out_dir": str, "lora": bool}
 
 
-def load_spec(path: str | Path, method: str = "sft") -> TrainSpec:
+def load_spec(path: str | Path, method: str = "sft", extra: Mapping[str, Any] | None = None) -> TrainSpec:
     """Read a TRL-style YAML run file (see the module docstring); keys that are not ours must be
-    fields of the TRL config of ``method`` (``sft``: SFTConfig, ``dpo``: DPOConfig)."""
+    fields of the TRL config of ``method`` (``sft``: SFTConfig, ``dpo``: DPOConfig). ``extra`` maps
+    further keys a trainer understands to their types (e.g. a KD run's ``loss: str``); their values
+    come back in ``TrainSpec.extra``."""
     path = Path(path)
+    kinds = dict(extra or {})
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -196,8 +200,9 @@ def load_spec(path: str | Path, method: str = "sft") -> TrainSpec:
     raw, lines = _parse(text, path)
     where = _Where(str(path), lines)
     run = {RUN_KEYS[k]: _coerce(v, _RUN_KINDS[RUN_KEYS[k]], where, k) for k, v in raw.items() if k in RUN_KEYS}
-    config = _config_from(raw, where, method)
-    return TrainSpec(config=config, path=str(path), **run)
+    own = {k: _coerce(v, kinds[k], where, k) for k, v in raw.items() if k in kinds}
+    config = _config_from({k: v for k, v in raw.items() if k not in kinds}, where, method, known=kinds)
+    return TrainSpec(config=config, path=str(path), extra=own, **run)
 
 
 def load_config(path: str | Path, method: str = "sft") -> SFTRunConfig:
@@ -231,7 +236,8 @@ class _Where:
         return f"{self.file}:{line} {key}" if line else f"{self.file} {key}"
 
 
-def _config_from(raw: Mapping[str, Any], where: _Where, method: str = "sft") -> SFTRunConfig:
+def _config_from(raw: Mapping[str, Any], where: _Where, method: str = "sft",
+                 known: Mapping[str, Any] | None = None) -> SFTRunConfig:
     own, passed = {}, {}
     hints = _config_hints()
     for key, value in raw.items():
@@ -242,8 +248,8 @@ def _config_from(raw: Mapping[str, Any], where: _Where, method: str = "sft") -> 
         elif key in _trl_config_fields(method):  # imports trl: only asked for keys that are not ours
             passed[key] = _number_or_value(value)
         else:
-            known = [*RUN_KEYS, *hints, *_trl_config_fields(method)]
-            raise ConfigError(f"{where.at(key)}: unknown setting{_did_you_mean(key, known)}")
+            names = [*RUN_KEYS, *hints, *_trl_config_fields(method), *(known or {})]
+            raise ConfigError(f"{where.at(key)}: unknown setting{_did_you_mean(key, names)}")
     preset = raw.get("preset", "modern")
     if preset not in PRESETS:
         raise ConfigError(f"{where.at('preset')}: unknown preset {preset!r}"

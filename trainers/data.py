@@ -51,10 +51,11 @@ class TrainingData:
 
 def load_training_data(source: Any, *, variant: str | None = None, dataset_config: str | None = None,
                        split: str = "train", provenance: dict[str, Any] | None = None,
-                       preference: bool = False) -> TrainingData:
+                       kind: str = "SFT", preference: bool = False) -> TrainingData:
     """Load ``source`` (see the module docstring), select ``variant``, and merge the export's
     ``distillc.json`` with ``provenance`` (explicit values win). ``preference``: the rows must be
-    preference pairs (DPO) rather than SFT rows."""
+    preference pairs (DPO) rather than completions; ``kind`` names the training in errors about the
+    rows' format."""
     import datasets
 
     if isinstance(source, datasets.Dataset):
@@ -66,7 +67,11 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
     if len(dataset) == 0:
         raise TrainError(f"{where or 'the dataset'}: no training rows"
                          + (f" for variant {chosen!r}" if chosen else ""))
-    (preference_format if preference else dataset_format)(dataset.column_names, where)
+    what = (where or "the dataset") + (f" (variant {chosen})" if chosen else "")
+    if preference:
+        preference_format(dataset.column_names, what)
+    else:
+        dataset_format(dataset.column_names, what, kind)
     merged = {**{k: meta.get(k) for k in PROVENANCE_KEYS}, **(provenance or {})}
     merged["variant"] = (provenance or {}).get("variant") or chosen
     merged["variants"] = variant_names(dataset)
@@ -208,16 +213,17 @@ def data_format(columns: list[str]) -> str | None:
     return "messages" if "messages" in columns else None
 
 
-def dataset_format(columns: list[str], where: str | None = None) -> str:
-    """``prompt_completion`` or ``messages``; anything else cannot be trained with SFT."""
+def dataset_format(columns: list[str], where: str | None = None, kind: str = "SFT") -> str:
+    """``prompt_completion`` or ``messages``; anything else has no completions to train on."""
     found = data_format(columns)
     if found in ("prompt_completion", "messages"):
         return found
     what = where or "the dataset"
     if "chosen" in columns and "rejected" in columns:
         raise TrainError(f"{what} holds preference pairs (prompt/chosen/rejected): that is DPO data, "
-                         "not SFT data")
-    raise TrainError(f"{what} has no prompt/completion or messages columns (columns: {', '.join(columns)})")
+                         f"not {kind} data")
+    raise TrainError(f"{what} has no completions to train on: no prompt/completion or messages columns "
+                     f"(columns: {', '.join(columns)})")
 
 
 def shape_for_student(dataset: Any, *, chat: bool) -> Any:

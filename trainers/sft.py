@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class PreparedRun:
     config: SFTRunConfig
     lora: bool
     out_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)   # further record fields (a KD run's teacher, loss)
 
 
 def default_config() -> SFTRunConfig:
@@ -174,11 +175,20 @@ def sft_config(config: SFTRunConfig, out_dir: Path) -> Any:
     no intermediate checkpoints (the final model is saved by :func:`save_model`). Our
     ``gradient_checkpointing`` is transformers' ``activation_checkpointing`` (the old name is a
     deprecated alias there)."""
-    import torch
     from trl import SFTConfig
 
+    try:
+        return SFTConfig(**{**sft_values(config, out_dir), **config.sft_args})
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"invalid training settings: {_first_line(exc)}") from exc
+
+
+def sft_values(config: SFTRunConfig, out_dir: Path) -> dict[str, Any]:
+    """Our ``SFTConfig`` values for a run (see :func:`sft_config`)."""
+    import torch
+
     cuda = torch.cuda.is_available()
-    values = {
+    return {
         "output_dir": str(out_dir), "learning_rate": config.learning_rate,
         "num_train_epochs": config.num_train_epochs, "max_steps": config.max_steps,
         "per_device_train_batch_size": config.per_device_train_batch_size,
@@ -191,10 +201,6 @@ def sft_config(config: SFTRunConfig, out_dir: Path) -> Any:
         "bf16": cuda and torch.cuda.is_bf16_supported(), "fp16": False,
         "save_strategy": "no", "report_to": "none", "dataloader_pin_memory": cuda,
     }
-    try:
-        return SFTConfig(**{**values, **config.sft_args})
-    except (TypeError, ValueError) as exc:
-        raise TrainError(f"invalid training settings: {_first_line(exc)}") from exc
 
 
 def lora_config(config: SFTRunConfig) -> Any:
@@ -245,6 +251,7 @@ def build_record(run: PreparedRun, train_loss: float, steps: int, seconds: float
         "data": {"source": run.data.source, "rows": len(run.data.dataset), "format": run.data.format,
                  "variants": prov.get("variants", []), "chat_template": run.chat},
         "losses": list(losses),
+        **run.extra,
     }
 
 

@@ -4,6 +4,11 @@ One line per ``eval_runs`` row, grouped by benchmark and corpus version. A train
 against its base student: ``Δpass@1`` is its pass@1 minus that of the latest run of the base model
 on the same problems (same benchmark file and task set) with the same n, temperature and number of
 refinement steps; blank when no such base run exists.
+
+The accuracy loss (the AKD paper's metric, METHODS §4(e)) sets a model against its teacher:
+``(pass@1 teacher − pass@1 model) / pass@1 teacher`` on the same benchmark, with a comparable run of
+the teacher. The teacher is ``--teacher`` when given (then every other model gets the figure: the
+untrained student's included), else the one a distilled model's training record names.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ EXAMPLE = "distillc report --benchmark humaneval"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", choices=("humaneval", "mbpp", "mbpp+"), help="only runs on this benchmark")
+    p.add_argument("--teacher", metavar="MODEL", default=None,
+                   help="the teacher for the accuracy-loss column, as given to `distillc eval` (default: the "
+                   "teacher named in each distilled model's training record)")
     add_store(p)
     add_json(p)
 
@@ -46,6 +54,29 @@ def delta(run, bases: dict[tuple, Any], k: str = "pass@1") -> float | None:
     if base is None or base.run_id == run.run_id or k not in base.pass_at_k:
         return None
     return run.pass_at_k[k] - base.pass_at_k[k]
+
+
+def teacher_candidates(run, teacher: str | None) -> list[str]:
+    """Names the teacher of ``run`` may have been evaluated under: ``--teacher``, else the training
+    record's teacher and the path it was loaded from."""
+    if teacher:
+        return [teacher]
+    record = run.training or {}
+    return [t for t in (record.get("teacher"), record.get("teacher_source")) if t]
+
+
+def accuracy_loss(run, runs: list, teacher: str | None = None) -> float | None:
+    """(pass@1 of the teacher − pass@1 of ``run``) / pass@1 of the teacher, against the latest
+    comparable teacher run; None without one (or when the teacher's pass@1 is 0)."""
+    names = teacher_candidates(run, teacher)
+    if not names or "pass@1" not in run.pass_at_k:
+        return None
+    found = [r for r in runs if (r.model in names or r.model_path in names) and r.run_id != run.run_id
+             and comparable(r) == comparable(run) and "pass@1" in r.pass_at_k]
+    if not found or run.model in names or not found[-1].pass_at_k["pass@1"]:
+        return None
+    top = found[-1].pass_at_k["pass@1"]
+    return (top - run.pass_at_k["pass@1"]) / top
 
 
 def sort_key(run) -> tuple:
@@ -77,14 +108,18 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
-def table_rows(runs: list, ks: list[str], bases: dict[tuple, Any]) -> list[list[Any]]:
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+def table_rows(runs: list, ks: list[str], bases: dict[tuple, Any], losses: dict[str, float | None]) -> list[list[Any]]:
     rows = []
     for run in runs:
         steps = "" if run.multistep == 0 else " -> ".join(_fmt(s.get("pass@1")) for s in run.per_step)
         rows.append([run.benchmark, _corpus_cell(run), run.student or "-", _short(run.model), run.prompt_format,
                      run.n, f"{run.temperature:g}", run.problems,
                      *[_fmt(run.pass_at_k.get(k)) for k in ks], _fmt(delta(run, bases), signed=True),
-                     steps, run.run_id, str(run.created_at)[:16]])
+                     _percent(losses[run.run_id]), steps, run.run_id, str(run.created_at)[:16]])
     return rows
 
 
@@ -95,18 +130,22 @@ def run(args: argparse.Namespace) -> int:
     with Store.open_readonly(store_path(args)) as store:
         runs = list_runs(store, benchmark=args.benchmark)
     bases = base_runs(runs)
+    losses = {r.run_id: accuracy_loss(r, runs, args.teacher) for r in runs}
     runs = sorted(runs, key=sort_key)
     ks = all_ks(runs)
     if args.json:
         print_json({"benchmark": args.benchmark, "runs": [
-            {**r.to_dict(), "delta_pass@1": delta(r, bases)} for r in runs]})
+            {**r.to_dict(), "delta_pass@1": delta(r, bases), "accuracy_loss": losses[r.run_id]} for r in runs]})
         return 0
     if not runs:
         print("no eval runs yet: run `distillc eval MODEL --benchmark humaneval` first")
         return 0
     headers = ["benchmark", "corpus", "student", "model", "format", "n", "T", "problems", *ks, "Δpass@1",
-               "pass@1 by step", "run", "created"]
-    print_table(headers, table_rows(runs, ks, bases))
+               "acc.loss", "pass@1 by step", "run", "created"]
+    print_table(headers, table_rows(runs, ks, bases, losses))
+    if any(v is not None for v in losses.values()):
+        print("\nacc.loss: (pass@1 of the teacher - pass@1 of the model) / pass@1 of the teacher, same benchmark "
+              "and problems")
     if any(r.corpus and not r.linked for r in runs):
         print("\n(?) the corpus version named by the model's training record is not in this store")
     return 0

@@ -1,7 +1,7 @@
 """distillc train: fine-tune a student on a corpus version (exported on the fly) or an exported
 dataset directory, with TRL (see trainers/README.md): ``--method sft`` (the default) with the
 SFTTrainer on prompt/completion or messages rows, ``--method dpo`` with the DPOTrainer (DPO + SFT) on
-preference pairs."""
+preference pairs, ``--method kd`` distils from a teacher's logits (:mod:`compiler.commands.train_kd`)."""
 
 from __future__ import annotations
 
@@ -33,11 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TRL-style YAML (hyper-parameters, preset: modern | persd-paper; persd-paper reaches "
                    "the paper's global batch of 1,920 by gradient accumulation: 4 per device x 480 steps on "
                    "one device, fewer on several; the run record says what ran)")
-    p.add_argument("--method", choices=tuple(METHODS), default="sft",
+    p.add_argument("--method", choices=(*METHODS, "kd"), default="sft",
                    help="sft: supervised fine-tuning (default); dpo: DPO + SFT on preference pairs (prompt/chosen/"
-                   "rejected, e.g. SODA's variant), reference model = the student as given, preset soda-dpo")
+                   "rejected, e.g. SODA's variant), reference model = the student as given, preset soda-dpo; "
+                   "kd: distil from a teacher's logits (AKD's losses, --loss)")
     p.add_argument("--lora", action="store_true", help="train a LoRA adapter (merged into the saved model)")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N optimizer steps")
+    from compiler.commands.train_kd import add_kd_arguments
+    add_kd_arguments(p)
     add_store(p)
     add_json(p)
 
@@ -50,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
         apply_torch_threads()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    from compiler.commands.train_kd import check_kd_flags, train_kd
+
+    check_kd_flags(args)
     try:
-        result = _train(args)
+        result = train_kd(args) if args.method == "kd" else _train(args)
     except TrainError as exc:
         raise DistillcError(str(exc).strip().splitlines()[0]) from exc
     summary = _summary(result)
@@ -108,7 +114,8 @@ def dataset_target(target: str) -> tuple[Path | None, str | None]:
     return None, None
 
 
-def export_for_training(args: argparse.Namespace, target: str, out: Path, *, preference: bool = False) -> Any:
+def export_for_training(args: argparse.Namespace, target: str, out: Path, kind: str = "SFT", *,
+                        preference: bool = False) -> Any:
     """Export ``CORPUS[@VERSION][:VARIANT]`` as a Hugging Face dataset into ``out`` and load it
     (its recorded source is the version, not the temporary directory)."""
     from compiler.export import export_version
@@ -123,7 +130,7 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path, *, pre
     if not variant and len(info["variants"]) > 1:
         raise DistillcError(f"{version.ref} holds several variants ({', '.join(info['variants'])}): "
                             f"train on one, e.g. {version.ref}:{info['variants'][0]}")
-    data = load_training_data(str(out), preference=preference)
+    data = load_training_data(str(out), kind=kind, preference=preference)
     source = version.ref + (f":{variant}" if variant else "")
     return TrainingData(data.dataset, data.provenance, source)
 
@@ -132,9 +139,12 @@ def _summary(result: Any) -> dict[str, Any]:
     record = result.record
     keys = ("corpus", "version", "fingerprint", "variant", "student", "steps", "train_loss", "seconds")
     extra = {"margins": record["margins"]} if "margins" in record else {}
+    if record.get("method") == "kd":
+        extra.update(teacher=record.get("teacher"), loss=record["kd"]["loss"])
     return {**{k: record.get(k) for k in keys}, "method": record.get("method", "sft"), **extra,
             "out": str(result.out_dir), "data": record["data"]["source"], "rows": record["data"]["rows"]}
 
 
 def _variant(summary: dict[str, Any]) -> str:
-    return f" ({summary['variant']})" if summary["variant"] else ""
+    kd = f", kd {summary['loss']} from {summary['teacher'] or 'the corpus top-k'}" if summary.get("method") == "kd" else ""
+    return (f" ({summary['variant']})" if summary["variant"] else "") + kd

@@ -12,21 +12,25 @@ from typing import Any
 
 import duckdb
 
+from compiler.llm import logprobs
 from compiler.llm.types import Completion, Usage
 
 
 def response_json(c: Completion) -> str:
+    """The cached response; ``logprobs`` only when the answer has them (older entries never do)."""
     u = c.usage
-    return json.dumps({"text": c.text, "finish_reason": c.finish_reason,
-                       "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                                 "cached_tokens": u.cached_tokens, "reasoning_tokens": u.reasoning_tokens}},
-                      ensure_ascii=False)
+    data: dict[str, Any] = {"text": c.text, "finish_reason": c.finish_reason,
+                            "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                                      "cached_tokens": u.cached_tokens, "reasoning_tokens": u.reasoning_tokens}}
+    if c.logprobs is not None:
+        data["logprobs"] = logprobs.to_json(c.logprobs)
+    return json.dumps(data, ensure_ascii=False)
 
 
 def completion_from_json(raw: str | dict[str, Any]) -> Completion:
     data = json.loads(raw) if isinstance(raw, str) else raw
     return Completion(text=data["text"], finish_reason=data.get("finish_reason"),
-                      usage=Usage(**(data.get("usage") or {})))
+                      usage=Usage(**(data.get("usage") or {})), logprobs=logprobs.from_json(data.get("logprobs")))
 
 
 def lookup(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Completion]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import openai
 
+from compiler.llm import logprobs
 from compiler.llm.backend import FatalError, RetryableError
 from compiler.llm.transport import lean_openai_client
 from compiler.llm.types import Completion, LLMRequest, Usage
@@ -79,6 +80,9 @@ class OpenAIBackend:
             body["stop"] = list(req.stop)
         if req.seed is not None:
             body["seed"] = req.seed
+        if req.top_logprobs:
+            body.update({"logprobs": True, "top_logprobs": req.top_logprobs} if req.messages is not None
+                        else {"logprobs": req.top_logprobs})
         return body
 
     @staticmethod
@@ -118,7 +122,8 @@ def parse_completion(content: bytes | dict[str, Any], *, chat: bool) -> Completi
         raise RetryableError("bad_response", detail=f"{type(exc).__name__}: {exc}") from None
     if text is None:
         raise FatalError("no_content", detail=f"finish_reason={choice.get('finish_reason')}")
-    return Completion(text=text, finish_reason=choice.get("finish_reason"), usage=parse_usage(data.get("usage")))
+    return Completion(text=text, finish_reason=choice.get("finish_reason"), usage=parse_usage(data.get("usage")),
+                      logprobs=logprobs.parse(choice, chat=chat))
 
 
 def parse_usage(u: dict[str, Any] | None) -> Usage:

@@ -165,7 +165,7 @@ class Recorder:
             self._buf.add_hit(call_id, key, self._ctx, self._served(index), time.time())
         self.results[index] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=completion.usage, status="cache_hit", usd=0.0, attempts=0,
-                                        call_id=call_id, cache_key=key)
+                                        call_id=call_id, cache_key=key, logprobs=completion.logprobs)
 
     def complete(self, job: Job, completion: Completion, latency: float) -> float:
         """Record an answer (journaled before this returns); returns its dollars. Duplicates in the
@@ -183,11 +183,12 @@ class Recorder:
                 resp=response_json(completion), dups=[[i, self._served(x)] for i, x in zip(dup_ids, dups)]))
         self.results[first] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                         usage=u, status=status, usd=usd, latency_s=latency,
-                                        attempts=job.attempts, call_id=job.call_id, cache_key=job.key)
+                                        attempts=job.attempts, call_id=job.call_id, cache_key=job.key,
+                                        logprobs=completion.logprobs)
         for index, call_id in zip(dups, dup_ids):
             self.results[index] = LLMResult(ok=True, text=completion.text, finish_reason=completion.finish_reason,
                                             usage=u, status="cache_hit", usd=0.0, attempts=0, call_id=call_id,
-                                            cache_key=job.key)
+                                            cache_key=job.key, logprobs=completion.logprobs)
         self.usd += usd
         return usd
 

@@ -2,8 +2,9 @@
 
 A request's cache key is a hash of everything that determines the answer: backend, model (and
 revision), the prompt or messages, every sampling parameter, the seed and the sample index (so k
-samples of one prompt are k cache entries). Base URLs, keys, timeouts and concurrency are not part
-of it, and neither are the rows a request serves.
+samples of one prompt are k cache entries), and the number of top log-probabilities asked for, when
+any (a request that asks for none has the key it always had). Base URLs, keys, timeouts and
+concurrency are not part of it, and neither are the rows a request serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
+# Per generated token: (token text, its log-probability, ((alternative, log-probability), ...) best first).
+TokenLogprob = tuple[str, float, tuple[tuple[str, float], ...]]
+TokenLogprobs = tuple[TokenLogprob, ...]
 CallStatus = Literal["pending", "retrying", "ok", "retried", "failed", "cache_hit", "interrupted"]
 
 
@@ -30,6 +34,7 @@ class LLMRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     sample_index: int = 0
+    top_logprobs: int = 0   # alternatives per generated token to return with their log-probabilities
     served_rows: tuple[str, ...] = field(default=(), compare=False)  # lineage, not part of the key
 
     def __post_init__(self) -> None:
@@ -45,7 +50,7 @@ class LLMRequest:
         return [{"role": r, "content": c} for r, c in (self.messages or ())]
 
     def key_payload(self, backend: str, model: str, revision: str | None = None) -> dict[str, Any]:
-        return {
+        payload = {
             "backend": backend,
             "model": model,
             "revision": revision,
@@ -58,6 +63,9 @@ class LLMRequest:
             "seed": self.seed,
             "sample_index": self.sample_index,
         }
+        if self.top_logprobs:
+            payload["top_logprobs"] = self.top_logprobs
+        return payload
 
     def key_json(self, backend: str, model: str, revision: str | None = None) -> str:
         """The canonical JSON the cache key hashes (stored with the cache entry)."""
@@ -97,7 +105,8 @@ class LLMResult:
     error: str | None = None
     call_id: str | None = None
     cache_key: str | None = None
-    transient: bool = False   # failed for now (connection, timeout, rate limit, 5xx): worth retrying later
+    transient: bool = False
+    logprobs: TokenLogprobs | None = None   # when the request asked for top_logprobs and the server sent them   # failed for now (connection, timeout, rate limit, 5xx): worth retrying later
 
 
 # generation_error: an in-process batch that kept raising (out of memory, say) down to a single request
@@ -117,3 +126,4 @@ class Completion:
     text: str
     finish_reason: str | None = None
     usage: Usage = Usage()
+    logprobs: TokenLogprobs | None = None

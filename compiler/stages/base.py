@@ -188,14 +188,15 @@ class Stage:
         return None
 
     @classmethod
-    def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
-        """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
+    def files(cls, params: Params) -> tuple[tuple[str, str], ...]:
+        """(param, path) of the files these params name whose content shapes the output (a prompt
+        template, say; relative paths: from the recipe). Their SHA-256 enters the fingerprint, so
+        editing one re-runs the stage; a missing one stops planning at that param."""
         return ()
 
     @classmethod
-    def file_inputs(cls, params: Params) -> tuple[tuple[str, str], ...]:
-        """(param, path) of each local file the stage reads (relative paths: from the recipe): the
-        content of each enters the stage's fingerprint, so an edited file is read again."""
+    def earlier_stages(cls, params: Params) -> tuple[tuple[str, str], ...]:
+        """(param, stage name) pairs: earlier stages of the recipe this stage reads by name."""
         return ()
 
     @classmethod

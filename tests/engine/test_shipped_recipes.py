@@ -149,5 +149,7 @@ def test_every_shipped_recipe_compiles_on_scripted_models(path, tmp_path, monkey
             assert shown["persd"]["refinements_requested"] > 0 and shown["variants"]["PERsD"] > 0
         if "emit_soda" in uses:
             assert shown["soda"]["cycles"][0]["pairs_kept"] > 0 and shown["variants"]["SODA"] > 0
+        if "emit_akd" in uses:
+            assert shown["akd"]["kept"]["AKD"] > 0 and not shown["akd"]["dropped"].get("syntax_error")
         exported = run_cli("export", out["corpus"], tmp_path / "out", "--store", store, "--format", "jsonl")
         assert exported.code == 0, exported.err

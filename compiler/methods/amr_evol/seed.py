@@ -54,7 +54,7 @@ class SeedModules(Stage):
         template: str = Field(default=SEED_MODULES, description="the teacher's prompt; {functions}, {tests} and {instruction} are filled in")
 
     @classmethod
-    def file_inputs(cls, params: "SeedModules.Params") -> tuple[tuple[str, str], ...]:
+    def files(cls, params: "SeedModules.Params") -> tuple[tuple[str, str], ...]:
         return (("library", params.library),) if params.library else ()
 
     @classmethod
