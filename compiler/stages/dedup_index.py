@@ -57,6 +57,7 @@ class DuplicateFinder:
         self.con, self.s, self.shingles, self.name_of = con, settings, shingles, name_of
         self.b, self.r = bands(settings.threshold, settings.num_perm)
         self.n = 0
+        self._perms = None
         con.execute("CREATE OR REPLACE TEMP TABLE _dd_rows (pos BIGINT, scope VARCHAR, h BIGINT, sig BLOB)")
         con.execute("CREATE OR REPLACE TEMP TABLE _dd_bands (pos BIGINT, scope VARCHAR, band INTEGER, k BIGINT)")
 
@@ -82,7 +83,10 @@ class DuplicateFinder:
     def _signature(self, toks: list[str]) -> np.ndarray:
         from datasketch import MinHash
 
-        mh = MinHash(num_perm=self.s.num_perm, seed=self.s.seed)
+        if self._perms is None:       # the same permutations for every row (drawing them costs more than hashing)
+            first = MinHash(num_perm=self.s.num_perm, seed=self.s.seed)
+            self._perms = (first.permutations, first.scheme)
+        mh = MinHash(num_perm=self.s.num_perm, seed=self.s.seed, permutations=self._perms[0], scheme=self._perms[1])
         mh.update_batch(sorted(self.shingles(toks)))
         return np.asarray(mh.hashvalues, dtype=np.uint32)      # datasketch's values fit in 32 bits
 
