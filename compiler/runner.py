@@ -33,6 +33,7 @@ class Services:
     store: Store
     budget_usd: float | None = None
     clients: dict[str, Any] = field(default_factory=dict)
+    ray: Any = None            # a RaySession with executor: ray
     _budget: Any = None
     _embeddings: Any = None
 
@@ -58,6 +59,7 @@ class Services:
             if model is not None:
                 config = config.model_copy(update={"model": model, "revision": None})
             self.clients[key] = LLMClient(config, store=self.store, role=role, budget=self.budget())
+            self.clients[key].remote = self.ray
         return self.clients[key]
 
     def embeddings(self):
@@ -81,6 +83,9 @@ class Services:
             client.close()
         if self._embeddings is not None:
             self._embeddings.close()
+        if self.ray is not None:
+            self.ray.close()
+            self.ray = None
 
     @property
     def calls_sent(self) -> int:
@@ -176,6 +181,8 @@ class StageContext:
         if not jobs:
             return []
         with self.progress(len(jobs), f"{self.name} (sandbox)") as bar:
+            if self.services.ray is not None:
+                return self.services.ray.execute(list(jobs), StoreExecCache(self.store), bar.update)
             return run_many(list(jobs), cache=StoreExecCache(self.store), progress=bar.update)
 
     def tasks(self) -> pl.DataFrame:
@@ -248,16 +255,42 @@ class CompileResult:
         }
 
 
-def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: float | None = None) -> CompileResult:
+@dataclass(frozen=True)
+class RunSettings:
+    """How a compile runs (never what it computes): partition size, DuckDB's memory limit."""
+
+    partition_rows: int | None = None      # None: sized from each stage's input
+    memory_limit: str = "512MB"            # DuckDB's own buffer memory; beyond it, it spills to disk
+    executor: str = "local"                # local | ray
+    ray_address: str | None = None
+
+
+def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: float | None = None,
+                   partition_rows: int | None = None, executor: str | None = None,
+                   ray_address: str | None = None) -> CompileResult:
     t0 = time.perf_counter()
     loaded = load_recipe(recipe_path)       # bad input fails here, before the store is touched
     plan = make_plan(loaded)
     run_preflight(plan, store_path)         # refusals that need the store or the machine, before writing
+    settings = RunSettings(partition_rows=partition_rows or loaded.recipe.partition_rows,
+                           memory_limit=os.environ.get("DISTILLC_DUCKDB_MEMORY", "512MB"),
+                           executor=executor or loaded.recipe.executor, ray_address=ray_address)
+    ray = None
+    if settings.executor == "ray":                # a cluster that does not answer fails before the store opens
+        from compiler.ray_exec import RaySession
+
+        ray = RaySession(settings.ray_address)
     existed = Path(store_path).exists()
-    store = Store.open(store_path)
-    services = Services(loaded, store, budget_usd)
     try:
-        run, cached = _run_steps(plan, services)
+        store = Store.open(store_path)
+        store.limit_memory(settings.memory_limit)
+    except BaseException:
+        if ray is not None:
+            ray.close()
+        raise
+    services = Services(loaded, store, budget_usd, ray=ray)
+    try:
+        run, cached = _run_steps(plan, services, settings)
         version = _record_version(plan, store)
     except BaseException:
         services.close()
@@ -270,10 +303,9 @@ def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: floa
     return result
 
 
-def _run_steps(plan: Plan, services: Services) -> tuple[list[str], list[str]]:
+def _run_steps(plan: Plan, services: Services, settings: RunSettings) -> tuple[list[str], list[str]]:
     store = services.store
     done = outputs.cached_fingerprints(store, [s.fingerprint for s in plan.steps])
-    frames: dict[str, pl.DataFrame] = {}
     run, cached = [], []
     with progress_bar(len(plan.steps), f"compile {plan.loaded.recipe.name}") as bar:
         for step in plan.steps:
@@ -281,38 +313,59 @@ def _run_steps(plan: Plan, services: Services) -> tuple[list[str], list[str]]:
             if step.fingerprint in done:
                 cached.append(step.name)
             else:
-                _run_one(plan, step, services, frames)
+                _run_one(plan, step, services, settings)
                 run.append(step.name)
             bar.update(1)
     return run, cached
 
 
-def _run_one(plan: Plan, step: Step, services: Services, frames: dict[str, pl.DataFrame]) -> None:
-    store = services.store
-    parent = None
-    if step.parent is not None:
-        parent = frames.get(step.parent)
-        if parent is None:
-            parent = outputs.load_output(store, step.parent)
-    started = time.perf_counter()
-    out = _run_step(step, parent, services, plan.steps[0].fingerprint, plan)
+def _run_one(plan: Plan, step: Step, services: Services, settings: RunSettings) -> None:
+    """Run a step's partitions not yet committed, then mark it done (see :mod:`compiler.partitions`)."""
+    from compiler.partitions import StageRun
+
+    store, started = services.store, time.perf_counter()
+    if step.cls is None:
+        layout = _run_sources(step, services, settings)
+    else:
+        tasks_fp = plan.steps[0].fingerprint
+        layout = StageRun(store, step, lambda frame: _run_step(step, frame, services, tasks_fp, plan),
+                          settings.partition_rows, services.ray, str(services.loaded.base_dir)).run()
     meta = outputs.OutputMeta(
         fingerprint=step.fingerprint, stage=step.name, uses=step.uses, stage_version=step.version,
-        params=_params_json(step), parents=[step.parent] if step.parent else [],
-        rows_in=parent.height if parent is not None else out.frame.height,
-        rows_out=out.frame.height, seconds=time.perf_counter() - started)
-    outputs.commit_output(store, meta, out.frame, out.rejected)
-    frames[step.fingerprint] = out.frame
+        params=_params_json(step), parents=[step.parent] if step.parent else [], rows_in=0, rows_out=0,
+        seconds=time.perf_counter() - started, layout=layout, columns=outputs.run_columns(store, step.fingerprint))
+    outputs.finish_stage(store, meta, step.parent)
 
 
-def _run_step(step: Step, parent: pl.DataFrame | None, services: Services, tasks_fp: str,
+SOURCE_BATCH_ROWS = 50_000
+
+
+def _run_sources(step: Step, services: Services, settings: RunSettings) -> str:
+    """The task table, read and committed a batch at a time (full layout)."""
+    from compiler.partitions import positions
+    from compiler.stages.base import TASK_SCHEMA
+    from compiler.stages.sources import iter_sources
+
+    store, loaded = services.store, services.loaded
+    size = settings.partition_rows or SOURCE_BATCH_ROWS
+    _, size, done = outputs.begin_stage(store, step.fingerprint, layout="full", parent=None, partition_rows=size)
+    batches = 0
+    for i, frame in enumerate(iter_sources(loaded.recipe, loaded.base_dir, size)):
+        batches += 1
+        if i not in done:
+            outputs.commit_partition(store, step.fingerprint, i, frame.with_columns(positions(i, frame.height)),
+                                     None, rows_in=frame.height, seconds=0.0, columns=list(frame.columns))
+    if batches == 0 and 0 not in done:
+        empty = pl.DataFrame(schema=TASK_SCHEMA)
+        outputs.commit_partition(store, step.fingerprint, 0, empty.with_columns(positions(0, 0)), None,
+                                 rows_in=0, seconds=0.0, columns=list(empty.columns))
+    return "full"
+
+
+def _run_step(step: Step, parent: pl.DataFrame, services: Services, tasks_fp: str,
               plan: Plan | None = None) -> StageOutput:
-    if step.cls is None:
-        from compiler.stages.sources import load_sources
-
-        frame = load_sources(services.loaded.recipe, services.loaded.base_dir)
-        return StageOutput(frame)
-    assert parent is not None and step.params is not None
+    """One partition of a stage: its output and rejections (LLM failures for now raise)."""
+    assert step.cls is not None and step.params is not None
     stage = step.cls(step.params)
     ctx = StageContext(step, services, tasks_fp, plan)
     out = stage.run(parent, ctx)

@@ -47,6 +47,7 @@ class LLMClient:
         self.retry = retry or RetryPolicy()
         self.price, self.price_version = resolve_price(config)
         self.limit = AdaptiveLimit(config.max_concurrency)
+        self.remote: Any = None       # a Ray session sending for this client (executor: ray)
         self.calls_sent = 0
         self.cache_hits = 0
         self.usd = 0.0
@@ -127,6 +128,8 @@ class LLMClient:
                 return _run_async(lambda: run_batch(self.backend, recorder, jobs, admits=admits, charge=charge,
                                                     max_attempts=self.config.max_retries + 1,
                                                     poll_s=self.batch_poll_s))
+            if self.remote is not None:
+                return self.remote.send(self.config, jobs, recorder, admits, charge, on_flush)
             if getattr(self.backend, "concurrent", False):
                 return _run_async(lambda: self._run_concurrent(jobs, recorder, admits, charge, on_flush))
             chunk = max(1, getattr(self.config, "batch_size", 8)) * 4

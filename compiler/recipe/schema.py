@@ -136,6 +136,12 @@ class Recipe(Strict):
     stages: list[StageConfig] = Field(default_factory=list, description="the ordered stages")
     export: ExportConfig = Field(default_factory=ExportConfig, description="export defaults")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="spending limits")
+    partition_rows: int | None = Field(default=None, ge=1, description="rows per partition of row-wise stages "
+                                       "(default: sized from each stage's input, about 8 MB or 1,000-20,000 rows a partition); "
+                                       "`--partition-rows` overrides it")
+    executor: Literal["local", "ray"] = Field(default="local", description="where row-wise stages run: "
+                                              "`local` (the compiling process) or `ray` (Ray workers; "
+                                              "`--executor` overrides it)")
     seed: int = Field(default=0, description="seeds every sampling request (temperature > 0) of every stage: "
                       "each gets a seed from this, its row and its sample index; enters the fingerprints of "
                       "sampling stages, so a new seed draws new samples and the old one finds them again")

@@ -71,17 +71,20 @@ class Column:
 @dataclass(frozen=True)
 class Columns:
     """A stage's wiring for given params. ``any_of``: at least one of these must exist (stages that
-    read "those present", like dedup). ``replaces``: the output holds only ``writes`` (records)."""
+    read "those present", like dedup). ``optional``: read when present, never required.
+    ``replaces``: the output holds only ``writes`` (records)."""
 
     reads: tuple[Column, ...] = ()
     writes: tuple[Column, ...] = ()
     any_of: tuple[Column, ...] = ()
     replaces: bool = False
+    optional: tuple[Column, ...] = ()
 
     @staticmethod
     def of(params: "Params | None", *, reads: tuple[str, ...] = (), writes: tuple[str, ...] = (),
-           any_of: tuple[str, ...] = (), replaces: bool = False) -> "Columns":
-        return Columns(expand(reads, params), expand(writes, params), expand(any_of, params), replaces)
+           any_of: tuple[str, ...] = (), replaces: bool = False, optional: tuple[str, ...] = ()) -> "Columns":
+        return Columns(expand(reads, params), expand(writes, params), expand(any_of, params), replaces,
+                       expand(optional, params))
 
 
 def placeholders(*texts: str | None) -> tuple[str, ...]:
@@ -138,6 +141,8 @@ class Stage:
     writes: ClassVar[tuple[str, ...]] = ()
     scope: ClassVar[Scope] = "row"
     method: ClassVar[str | None] = None  # set on registration: the method package it lives in
+    storage: ClassVar[Literal["delta", "full"]] = "delta"  # full: its rows do not descend from its input's
+    reads_all: ClassVar[bool] = False    # a frame stage that needs every column, not only those it declares
 
     def __init__(self, params: Params):
         self.params = params

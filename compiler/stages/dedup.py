@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import TYPE_CHECKING, Iterable, Literal
 
+import duckdb
 import polars as pl
 from pydantic import Field
 
 from compiler.errors import DistillcError
 from compiler.stages.base import Columns, Params, Scope, Stage, StageOutput, register, rejections
+from compiler.stages.dedup_index import BATCH, DuplicateFinder, Settings
 
 if TYPE_CHECKING:
     from compiler.runner import StageContext
@@ -85,67 +86,24 @@ class Dedup(Stage):
         return "task" if params.scope == "task" else "frame"
 
     def run(self, frame: pl.DataFrame, ctx: "StageContext") -> StageOutput:
-        columns = present_columns(frame, self.params.columns, self.name)
-        texts = row_texts(frame, columns)
-        scopes = frame["task_id"].to_list() if self.params.scope == "task" else [""] * frame.height
+        p = self.params
+        columns = present_columns(frame, p.columns, self.name)
+        if frame.is_empty():
+            return StageOutput(frame, None)
+        row_ids, task_ids = frame["row_id"], frame["task_id"]
+        store = getattr(ctx, "store", None)             # its temporary tables spill beside the store
+        con = store.con if store is not None else duckdb.connect()
+        finder = DuplicateFinder(con, Settings(p.threshold, p.num_perm, p.seed, p.shingle, p.exact, p.near),
+                                 lambda toks: _shingles(toks, p.shingle),
+                                 lambda pos: f"{row_ids[pos]} (task {task_ids[pos]})")
         with ctx.progress(frame.height, self.name) as bar:
-            names = [f"{r} (task {t})" for r, t in zip(frame["row_id"].to_list(), frame["task_id"].to_list())]
-            verdicts = self._verdicts(texts, scopes, names, bar)
-        reasons = [v[0] if v else None for v in verdicts]
-        marked = frame.with_columns(pl.Series("_reason", reasons, dtype=pl.String),
+            for part in frame.iter_slices(BATCH):
+                scopes = part["task_id"].to_list() if p.scope == "task" else [""] * part.height
+                finder.add((tokens(t) for t in row_texts(part, columns)), scopes)
+                bar.update(part.height)
+        verdicts = finder.verdicts()
+        marked = frame.with_columns(pl.Series("_reason", [v[0] if v else None for v in verdicts], dtype=pl.String),
                                     pl.Series(_DETAIL, [v[1] if v else None for v in verdicts], dtype=pl.String))
         dropped = marked.filter(pl.col("_reason").is_not_null())
         kept = marked.filter(pl.col("_reason").is_null()).drop("_reason", _DETAIL)
         return StageOutput(kept, rejections(dropped, pl.col("_reason"), pl.col(_DETAIL)))
-
-    def _verdicts(self, texts: list[str], scopes: list[str], names: list[str], bar) -> list[tuple[str, str] | None]:
-        """(reason, detail) for each row to drop, None for each row kept."""
-        p = self.params
-        first: dict[tuple[str, str], str] = {}
-        near = _NearIndex(p.threshold, p.num_perm, p.seed, p.shingle) if p.near else None
-        out: list[tuple[str, str] | None] = []
-        for text, scope, name in zip(texts, scopes, names):
-            bar.update(1)
-            toks = tokens(text)
-            if not toks:
-                out.append(None)
-                continue
-            key = (scope, hashlib.sha256(" ".join(toks).encode()).hexdigest())
-            if p.exact and key in first:
-                out.append(("duplicate", f"same text as kept row {first[key]}"))
-                continue
-            first.setdefault(key, name)
-            match = near.match_or_add(scope, len(out), toks) if near is not None else None
-            out.append(("near_duplicate", f"Jaccard ~{match[1]:.2f} with kept row {names[match[0]]}")
-                       if match else None)
-        return out
-
-
-class _NearIndex:
-    """One MinHash LSH index per scope; rows are added in order, so a match is always earlier."""
-
-    def __init__(self, threshold: float, num_perm: int, seed: int, shingle: int):
-        self.threshold, self.num_perm, self.seed, self.shingle = threshold, num_perm, seed, shingle
-        self.indexes: dict[str, object] = {}
-        self.hashes: dict[int, object] = {}
-
-    def match_or_add(self, scope: str, position: int, toks: list[str]) -> tuple[int, float] | None:
-        """The earlier row (position, estimated Jaccard) this one nearly duplicates, or None after
-        indexing this row."""
-        from datasketch import MinHash, MinHashLSH
-
-        mh = MinHash(num_perm=self.num_perm, seed=self.seed)
-        mh.update_batch(sorted(_shingles(toks, self.shingle)))
-        lsh = self.indexes.get(scope)
-        if lsh is None:
-            # Candidates come from a looser LSH band setting (better recall; datasketch also needs
-            # at least two bands); each is then confirmed by its Jaccard estimate.
-            lsh = self.indexes[scope] = MinHashLSH(threshold=min(0.9 * self.threshold, 0.9),
-                                                   num_perm=self.num_perm)
-        best = max(((c, mh.jaccard(self.hashes[c])) for c in lsh.query(mh)), key=lambda x: (x[1], -x[0]),
-                   default=None)
-        if best is not None and best[1] >= self.threshold:
-            return best
-        lsh.insert(position, mh)
-        self.hashes[position] = mh
-        return None

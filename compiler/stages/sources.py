@@ -146,12 +146,12 @@ def _mbpp_split(row: Row, where: str) -> str | None:
 
 # -- normalised rows -------------------------------------------------------------------------------
 
-def _task_rows(cfg: SourceConfig, base_dir: Path) -> list[dict[str, Any]]:
+def _task_rows(cfg: SourceConfig, base_dir: Path) -> Iterator[dict[str, Any]]:
     """Normalised tasks of one source after the ``task_ids`` and ``limit`` filters."""
     wanted = set(cfg.task_ids) if cfg.task_ids is not None else None
     seen_tests = 1 if cfg.seen_tests is None else cfg.seen_tests
     first_at: dict[str, str] = {}
-    tasks: list[dict[str, Any]] = []
+    kept = 0
     for index, (where, row) in enumerate(_raw_rows(cfg, base_dir)):
         try:
             task = normalise(row, index, columns=cfg.columns, seen_tests=seen_tests)
@@ -162,10 +162,10 @@ def _task_rows(cfg: SourceConfig, base_dir: Path) -> list[dict[str, Any]]:
             raise SourceError(f"{where}: duplicate task_id {tid!r} (first at {first_at[tid]})")
         first_at[tid] = where
         if wanted is None or tid in wanted:
-            tasks.append(task)
-        if cfg.limit is not None and len(tasks) >= cfg.limit:
+            kept += 1
+            yield task
+        if cfg.limit is not None and kept >= cfg.limit:
             break
-    return tasks
 
 
 def _finish(task: dict[str, Any], cfg: SourceConfig) -> dict[str, Any]:
@@ -183,20 +183,39 @@ def _finish(task: dict[str, Any], cfg: SourceConfig) -> dict[str, Any]:
     }
 
 
-def load_source(cfg: SourceConfig, base_dir: Path) -> pl.DataFrame:
-    """One source as a task frame (``TASK_SCHEMA``)."""
+def iter_source(cfg: SourceConfig, base_dir: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """One source as task frames (``TASK_SCHEMA``) of at most ``batch_rows`` rows, in order."""
+    batch: list[dict[str, Any]] = []
     try:
-        rows = [_finish(t, cfg) for t in _task_rows(cfg, base_dir)]
+        for task in _task_rows(cfg, base_dir):
+            batch.append(_finish(task, cfg))
+            if len(batch) >= batch_rows:
+                yield pl.DataFrame(batch, schema=TASK_SCHEMA)
+                batch = []
     except DataError as exc:
         raise SourceError(str(exc)) from None
-    return pl.DataFrame(rows, schema=TASK_SCHEMA)
+    if batch:
+        yield pl.DataFrame(batch, schema=TASK_SCHEMA)
 
 
-def load_sources(recipe: Recipe, base_dir: Path) -> pl.DataFrame:
-    """All of a recipe's sources, concatenated in order, as one task frame."""
+def load_source(cfg: SourceConfig, base_dir: Path) -> pl.DataFrame:
+    """One source as a task frame (``TASK_SCHEMA``)."""
+    frames = list(iter_source(cfg, base_dir, 1 << 62))
+    return frames[0] if frames else pl.DataFrame(schema=TASK_SCHEMA)
+
+
+def iter_sources(recipe: Recipe, base_dir: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """All of a recipe's sources in order, as task frames of at most ``batch_rows`` rows (a batch
+    never spans two sources), so a million tasks never sit in memory at once."""
     labels = [cfg.label for cfg in recipe.sources]
     clash = sorted({label for label in labels if labels.count(label) > 1})
     if clash:
         raise SourceError(f"sources share the label {clash[0]!r}; give each a distinct `name`")
-    frames = [load_source(cfg, Path(base_dir)) for cfg in recipe.sources]
+    for cfg in recipe.sources:
+        yield from iter_source(cfg, Path(base_dir), batch_rows)
+
+
+def load_sources(recipe: Recipe, base_dir: Path) -> pl.DataFrame:
+    """All of a recipe's sources, concatenated in order, as one task frame."""
+    frames = list(iter_sources(recipe, base_dir, 1 << 62))
     return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=TASK_SCHEMA)

@@ -113,6 +113,13 @@ class Store:
         """A writer of journal segments for this store (one per recorder)."""
         return journal.JournalWriter(journal.journal_dir(self.path))
 
+    def limit_memory(self, limit: str) -> None:
+        """Cap DuckDB's buffer memory (it spills to a temporary directory beside the store beyond it)."""
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit.strip(), flags=re.I):
+            raise StoreError(f"memory limit {limit!r}: expected a size like 1GB or 512MiB")
+        self.con.execute(f"SET memory_limit = '{limit.strip()}'")
+        self.con.execute(f"SET temp_directory = '{self.path}.tmp'")
+
     def close(self) -> None:
         self.con.close()
         if not self.read_only:

@@ -98,7 +98,7 @@ def test_a_store_from_before_the_journal_reads_its_pending_rows_as_interrupted(t
                 "('old1', 'k', 'openai', 'm', 'pending', now())")
     con.close()
     with Store.open(path) as store:
-        assert store.schema_version() == len(migrations()) == 4
+        assert store.schema_version() == len(migrations()) > 3
         assert store.con.execute("SELECT status FROM llm_calls").fetchall() == [("interrupted",)]
         found = ledger.interrupted_calls(store.con)
         assert (found["calls"], found["unbounded"], ledger.totals(store.con)[0]["interrupted"]) == (1, 1, 1)

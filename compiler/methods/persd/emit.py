@@ -127,7 +127,8 @@ class EmitPersd(Stage):
             reads += ["attempt_code", "attempt_feedback"]
         if NL_VARIANT in wanted:
             reads.append("refine_nl_feedback")
-        return Columns.of(params, reads=tuple(reads), writes=tuple(RECORD_SCHEMA), replaces=True)
+        optional = ("refine_nl_feedback", "attempt_code", "attempt_feedback") if params.variants is None else ()
+        return Columns.of(params, reads=tuple(reads), writes=tuple(RECORD_SCHEMA), replaces=True, optional=optional)
 
     @classmethod
     def earlier_stages(cls, params: "EmitPersd.Params") -> tuple[tuple[str, str], ...]:

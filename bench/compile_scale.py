@@ -1,0 +1,119 @@
+"""Compile at scale: the StanD recipe shape (teacher_answer, extract_code, execute, dedup, format) on N
+tasks against a zero-latency loopback teacher on 127.0.0.1 (its own process), for each N given.
+
+Prints per N: the cold compile's wall time and overhead per task, the compile process's peak RSS, the
+store's size on disk next to the exported corpus's, and the unchanged rerun's wall time and calls.
+Each compile runs as its own `distillc` process, as a user would run it.
+
+    .venv/bin/python bench/compile_scale.py --tasks 10000,100000
+    .venv/bin/python bench/compile_scale.py --tasks 10000 --executor ray
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.compile_overhead import answer, make_tasks  # noqa: E402,F401  (same tasks, same answers)
+
+RECIPE = """\
+name: scale
+sources:
+  - kind: jsonl
+    path: {tasks}
+teacher:
+  backend: openai
+  model: loopback-teacher
+  base_url: {url}
+  max_concurrency: 64
+stages:
+  - uses: teacher_answer
+  - uses: extract_code
+  - uses: execute
+  - uses: dedup
+  - uses: format
+"""
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    """The loopback teacher in a process of its own (answers computed from the task number)."""
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from bench.compile_overhead import answer\n"
+            "from tests.loopback import LoopbackServer\n"
+            "s = LoopbackServer(answer=answer).start()\n"
+            "print(s.url, flush=True)\n"
+            "sys.stdin.read()\n") % str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def compile_once(recipe: Path, store: Path, executor: str) -> tuple[float, dict, float]:
+    env = {**os.environ, "OPENAI_API_KEY": "bench", "DISTILLC_PROGRESS": "0"}
+    cmd = ["/usr/bin/time", "-f", "%M", str(ROOT / ".venv/bin/distillc"), "compile", str(recipe),
+           "--store", str(store), "--json"] + (["--executor", executor] if executor != "local" else [])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"compile failed: {p.stderr.strip()[-2000:]}")
+    peak_kib = float(p.stderr.strip().splitlines()[-1])
+    return wall, json.loads(p.stdout), peak_kib / 1024
+
+
+def export_size(store: Path, out: Path) -> float:
+    env = {**os.environ, "DISTILLC_PROGRESS": "0"}
+    subprocess.run([str(ROOT / ".venv/bin/distillc"), "export", "scale", str(out), "--store", str(store),
+                    "--format", "parquet"], check=True, capture_output=True, env=env)
+    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+
+
+def disk_mib(store: Path) -> float:
+    return sum(p.stat().st_size for p in store.parent.glob(store.name + "*") if p.is_file()) / 2**20
+
+
+def measure(n: int, executor: str, url: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_tasks(tmp / "tasks.jsonl", n)
+        recipe = tmp / "scale.yaml"
+        recipe.write_text(RECIPE.format(tasks=tmp / "tasks.jsonl", url=url))
+        store = tmp / "store.duckdb"
+        cold, first, peak = compile_once(recipe, store, executor)
+        rerun, again, _ = compile_once(recipe, store, executor)
+        return {"tasks": n, "rows": first["rows"], "calls": first["llm_calls"], "cold_s": cold,
+                "ms_per_task": 1000 * cold / n, "peak_mib": peak, "store_mib": disk_mib(store),
+                "export_mib": export_size(store, tmp / "export"), "rerun_s": rerun,
+                "rerun_calls": again["llm_calls"], "fingerprint": first["fingerprint"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", default="10000", help="comma-separated task counts")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    args = ap.parse_args()
+    server, url = start_server()
+    try:
+        print(f"executor {args.executor}; load average {os.getloadavg()[0]:.1f} at the start")
+        print(f"{'tasks':>9} {'rows':>9} {'cold s':>9} {'ms/task':>8} {'peak MiB':>9} {'store MiB':>10} "
+              f"{'export MiB':>11} {'rerun s':>8} {'rerun calls':>12}")
+        for n in (int(x) for x in args.tasks.split(",")):
+            r = measure(n, args.executor, url)
+            print(f"{r['tasks']:>9} {r['rows']:>9} {r['cold_s']:>9.1f} {r['ms_per_task']:>8.3f} {r['peak_mib']:>9.0f} "
+                  f"{r['store_mib']:>10.1f} {r['export_mib']:>11.1f} {r['rerun_s']:>8.2f} {r['rerun_calls']:>12}",
+                  flush=True)
+    finally:
+        server.stdin.close()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

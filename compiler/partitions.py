@@ -1,0 +1,227 @@
+"""Running one stage out of core: its input read from the store a partition at a time, its output
+appended back a partition at a time.
+
+- A ``row`` stage runs on consecutive ranges of its input rows; a ``task`` stage on ranges cut at task
+  boundaries (when each task's rows are contiguous; else, like a ``frame`` stage, on all rows); a
+  ``frame`` stage sees every row but only the columns it declares (plus the row keys), unless it
+  reads them all (``reads_all``).
+- The input is the parent's output, materialised once per stage in a temporary table with a dense
+  ``_pos`` (DuckDB spills it to disk beyond its memory limit), so each partition is a range scan.
+- A partition's output is stored as the columns the stage wrote (``delta``) with, per row, the input
+  row it carries its other columns from (``_base``); a stage whose output replaces its input
+  (records) or whose rows do not descend from its input rows is stored whole (``full``). With
+  ``DISTILLC_CHECK_STORAGE=1`` each delta partition is read back and compared with what the stage
+  returned (the test suite turns it on): a stage that changed a column it did not declare fails.
+- The partition size is fixed when a stage starts (``partition_rows`` in the recipe, ``--partition-rows``,
+  else sized from the input's bytes per row: about 8 MB, 1,000 to 20,000 rows), so a resumed run cuts the same partitions and skips
+  those already committed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import polars as pl
+
+from compiler.store import outputs
+from compiler.store.outputs import BASE, POS, q
+
+if TYPE_CHECKING:
+    from compiler.plan import Step
+    from compiler.stages.base import StageOutput
+    from compiler.store.db import Store
+
+KEY_COLUMNS = ("row_id", "parent_ids", "task_id")
+TARGET_PARTITION_BYTES = 8 << 20       # what one partition's input may weigh (Arrow bytes)
+MIN_ROWS, MAX_ROWS = 1_000, 20_000
+
+
+@dataclass(frozen=True)
+class Partition:
+    index: int
+    lo: int        # first input _pos
+    hi: int        # one past the last
+
+
+def input_table(store: "Store", step: "Step") -> tuple[str, int]:
+    """The parent's output in a temporary table ordered by a dense ``_pos``; its row count."""
+    name = f"si_{step.fingerprint}"
+    source = outputs.positioned(store, step.parent)
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER (ORDER BY {POS}) - 1 "
+                      f"AS {POS}, * EXCLUDE ({POS}) FROM {source} ORDER BY {POS}")
+    return name, int(store.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+
+
+def partition_rows(store: "Store", table: str, rows: int, requested: int | None) -> int:
+    """The requested size, else one sized so a partition's input weighs about 8 MB (1,000 to 20,000 rows)."""
+    if requested is not None:
+        return requested
+    if rows == 0:
+        return MIN_ROWS
+    sample = store.con.sql(f"SELECT * EXCLUDE ({POS}) FROM {table} LIMIT 1000").arrow().read_all()
+    per_row = max(1, sample.nbytes // max(1, sample.num_rows))
+    return int(min(MAX_ROWS, max(MIN_ROWS, TARGET_PARTITION_BYTES // per_row)))
+
+
+def plan_partitions(store: "Store", table: str, rows: int, size: int, scope: str) -> list[Partition]:
+    if rows == 0 or scope == "frame":
+        return [Partition(0, 0, max(rows, 1))]
+    cuts = list(range(0, rows, size))
+    if scope == "task":
+        starts = task_starts(store, table)
+        if starts is None:
+            return [Partition(0, 0, rows)]
+        cuts = sorted({_snap(c, starts) for c in cuts})
+    bounds = cuts + [rows]
+    return [Partition(i, lo, hi) for i, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
+
+
+def task_starts(store: "Store", table: str) -> list[int] | None:
+    """Where each task's rows begin, when every task's rows are contiguous (else None)."""
+    starts = [r[0] for r in store.con.execute(
+        f"SELECT {POS} FROM (SELECT {POS}, task_id, lag(task_id) OVER (ORDER BY {POS}) AS prev FROM {table}) "
+        f"WHERE prev IS DISTINCT FROM task_id ORDER BY {POS}").fetchall()]
+    distinct = store.con.execute(f"SELECT count(DISTINCT task_id) FROM {table}").fetchall()[0][0]
+    return starts if len(starts) == distinct else None
+
+
+def _snap(cut: int, starts: list[int]) -> int:
+    import bisect
+
+    i = bisect.bisect_left(starts, cut)
+    return starts[i] if i < len(starts) else starts[-1]
+
+
+def read(store: "Store", table: str, part: Partition, columns: list[str] | None) -> pl.DataFrame:
+    cols = ", ".join(q(c) for c in columns) if columns is not None else f"* EXCLUDE ({POS})"
+    return store.con.sql(f"SELECT {cols} FROM {table} WHERE {POS} >= {part.lo} AND {POS} < {part.hi} "
+                         f"ORDER BY {POS}").pl()
+
+
+def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]) -> pl.DataFrame | None:
+    """What a delta stage stores of ``out``: keys, order, base row and the columns it wrote; None
+    when some row has no base in ``inp`` (the stage must then be stored whole)."""
+    ids = set(inp["row_id"].to_list())
+    bases = [rid if rid in ids else (parents[0] if parents and parents[0] in ids else None)
+             for rid, parents in zip(out["row_id"].to_list(), out["parent_ids"].to_list())]
+    if any(b is None for b in bases):
+        return None
+    stored = [c for c in out.columns if c in writes or c not in inp.columns or c in ("row_id", "parent_ids")]
+    return out.select(stored).with_columns(pl.Series(BASE, bases, dtype=pl.String), positions(part, out.height))
+
+
+def positions(part: int, n: int) -> pl.Series:
+    return pl.Series(POS, [(part << outputs.PART_SHIFT) | i for i in range(n)], dtype=pl.Int64)
+
+
+def check_storage(store: "Store", step: "Step", parent: str, stored: pl.DataFrame, out: pl.DataFrame) -> None:
+    """Read the stored partition back through its base rows and compare with what the stage returned."""
+    store.con.register("_check", stored.to_arrow())
+    try:
+        rebuilt = store.con.sql(
+            "SELECT " + ", ".join(f"d.{q(c)}" if c in stored.columns else f"p.{q(c)}" for c in out.columns)
+            + f" FROM _check d LEFT JOIN {outputs.positioned(store, parent)} p ON d.{BASE} = p.row_id "
+            f"ORDER BY d.{POS}").pl()
+    finally:
+        store.con.unregister("_check")
+    if not rebuilt.equals(out.select(rebuilt.columns), null_equal=True):
+        bad = [c for c in out.columns if not rebuilt[c].equals(out[c], null_equal=True)]
+        raise AssertionError(f"stage {step.name!r} changed columns it does not declare as written: {bad}")
+
+
+def checking() -> bool:
+    return os.environ.get("DISTILLC_CHECK_STORAGE", "") not in ("", "0")
+
+
+@dataclass
+class StageRun:
+    """One stage being run over its partitions (see the module docstring)."""
+
+    store: "Store"
+    step: "Step"
+    run_partition: Callable[[pl.DataFrame], "StageOutput"]
+    requested_rows: int | None = None
+    ray: Any = None             # a RaySession: pure row-wise stages then run as Ray Data map_batches
+    base_dir: str = "."
+
+    def run(self) -> str:
+        """Run every partition not yet committed; returns the stage's layout."""
+        cls, params = self.step.cls, self.step.params
+        cols = cls.columns(params)
+        scope = cls.scope_for(params)
+        layout = "full" if cols.replaces or cls.storage == "full" else "delta"
+        table, rows = input_table(self.store, self.step)
+        try:
+            size = partition_rows(self.store, table, rows, self.requested_rows)
+            layout, size, done = outputs.begin_stage(self.store, self.step.fingerprint, layout=layout,
+                                                    parent=self.step.parent, partition_rows=size)
+            columns = self._columns(table, scope, cols)
+            writes = {c.name for c in cols.writes}
+            todo = [p for p in plan_partitions(self.store, table, rows, size, scope) if p.index not in done]
+            if self.ray is not None and self._pure(scope):
+                self._remote(table, todo, layout, writes)
+            else:
+                for part in todo:
+                    self._one(table, part, columns, layout, writes)
+            return layout
+        finally:
+            self.store.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _columns(self, table: str, scope: str, cols: Any) -> list[str] | None:
+        """The columns a frame stage reads (keys first); None: all of them."""
+        if scope != "frame" or self.step.cls.reads_all:
+            return None
+        wanted = {*KEY_COLUMNS, *(c.name for c in (*cols.reads, *cols.any_of, *cols.optional))}
+        return [c for c in _table_columns(self.store, table) if c in wanted]
+
+    def _pure(self, scope: str) -> bool:
+        cls = self.step.cls
+        return scope == "row" and not cls.roles and not cls.sandbox and not cls.reads_all
+
+    def _remote(self, table: str, todo: list[Partition], layout: str, writes: set[str]) -> None:
+        """Windows of partitions through Ray Data, committed in order."""
+        from compiler.ray_exec import PURE_WINDOW
+        from compiler.stages.base import StageOutput
+
+        window = PURE_WINDOW * self.ray.workers
+        for lo in range(0, len(todo), window):
+            parts = todo[lo:lo + window]
+            started = time.perf_counter()
+            frames = [read(self.store, table, part, None) for part in parts]
+            results = self.ray.map_pure(self.step.cls(self.step.params), frames, self.base_dir)
+            seconds = (time.perf_counter() - started) / len(parts)
+            for part, inp, (frame, rejected) in zip(parts, frames, results):
+                self._store(part, inp, StageOutput(frame, rejected if rejected.width else None), None, layout,
+                            writes, table, seconds)
+
+    def _one(self, table: str, part: Partition, columns: list[str] | None, layout: str, writes: set[str]) -> None:
+        started = time.perf_counter()
+        inp = read(self.store, table, part, columns)
+        out = self.run_partition(inp)
+        self._store(part, inp, out, columns, layout, writes, table, time.perf_counter() - started)
+
+    def _store(self, part: Partition, inp: pl.DataFrame, out: "StageOutput", columns: list[str] | None,
+               layout: str, writes: set[str], table: str, seconds: float) -> None:
+        frame = out.frame
+        stored = delta_rows(inp, frame, part.index, writes) if layout == "delta" else None
+        if layout == "delta" and stored is None:
+            raise RuntimeError(f"stage {self.step.name!r} ({self.step.uses}) produced rows that descend from no "
+                               "row of its input: declare it `storage = \"full\"`")
+        if stored is None:
+            stored = frame.with_columns(positions(part.index, frame.height))
+        elif checking():
+            check_storage(self.store, self.step, self.step.parent, stored, frame)
+        full_columns = list(frame.columns)
+        if columns is not None and layout == "delta":   # a pruned frame stage carries the input's others
+            have = _table_columns(self.store, table)
+            full_columns = have + [c for c in frame.columns if c not in have]
+        outputs.commit_partition(self.store, self.step.fingerprint, part.index, stored, out.rejected,
+                                 rows_in=inp.height, seconds=seconds, columns=full_columns)
+
+
+def _table_columns(store: "Store", table: str) -> list[str]:
+    return [r[0] for r in store.con.execute(f"DESCRIBE {table}").fetchall() if r[0] != POS]
+
