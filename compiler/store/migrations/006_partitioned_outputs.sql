@@ -1,4 +1,4 @@
--- 005: stage outputs written in partitions, stored as the columns a stage adds.
+-- 006: stage outputs written in partitions, stored as the columns a stage adds.
 --
 -- layout: 'legacy' (a full table so_<fp> in insertion order, as written before this migration),
 -- 'full' (a table sd_<fp> with every column and a _pos order key), 'delta' (a table sd_<fp> with
