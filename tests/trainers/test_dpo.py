@@ -123,6 +123,7 @@ def test_lora_dpo_saves_a_merged_model(soda, tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("argv,store,message", [
     (["soda-train:SODA-sft", "--method", "dpo"], "store", "holds no preference pairs (prompt/chosen/rejected)"),
     (["soda-nopairs:SODA", "--method", "dpo"], "nopairs", "soda-nopairs@1 has no variant 'SODA'"),
+    (["soda-nopairs", "--method", "dpo"], "nopairs", "soda-nopairs@1 holds no training records"),
     (["soda-train:SODA"], "store", "holds preference pairs (prompt/chosen/rejected): that is DPO data"),
 ])
 def test_preference_training_needs_pairs(soda, tiny_model_dir, tmp_path, argv, store, message):
@@ -132,9 +133,14 @@ def test_preference_training_needs_pairs(soda, tiny_model_dir, tmp_path, argv, s
     assert not out.exists()
 
 
-def test_a_preference_export_of_a_corpus_without_pairs_writes_nothing(soda, tmp_path):
-    r = run_cli("export", "soda-nopairs", tmp_path / "out", "--variant", "SODA", "--store", soda["nopairs"])
-    assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and "has no variant 'SODA'" in r.err
+@pytest.mark.parametrize("argv,message", [
+    (["--variant", "SODA"], "has no variant 'SODA'"),
+    ([], "soda-nopairs@1 holds no training records: every row was dropped"),       # not an empty dataset
+    (["--format", "jsonl"], "holds no training records"),
+])
+def test_a_preference_export_of_a_corpus_without_pairs_writes_nothing(soda, tmp_path, argv, message):
+    r = run_cli("export", "soda-nopairs", tmp_path / "out", *argv, "--store", soda["nopairs"])
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and message in r.err, r.err
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
 
 
