@@ -154,3 +154,13 @@ def test_the_soda_dpo_config_file(tmp_path):
         load_spec(typo, "dpo")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_spec(typo, "sft")
+
+
+def test_a_dpo_config_file_without_a_preset_starts_from_soda_dpo(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("max_steps: 4\nbeta: 0.2\n")
+    dpo = load_spec(plain, "dpo").config
+    assert (dpo.preset, dpo.learning_rate, dpo.max_steps, dpo.sft_args) == ("soda-dpo", 1e-6, 4, {"beta": 0.2})
+    steps = tmp_path / "steps.yaml"
+    steps.write_text("max_steps: 4\n")
+    assert load_spec(steps, "sft").config.preset == "modern" and load_spec(steps, "sft").config.learning_rate == 2e-5
