@@ -43,6 +43,9 @@ def records(store: Store, version: Version, variant: str | None = None) -> pl.Da
     keep = [c for c in (*TRL_COLUMNS, *KD_COLUMNS, *META_COLUMNS, *METHOD_COLUMNS) if c in frame.columns]
     if not any(c in frame.columns for c in TRL_COLUMNS):
         raise DistillcError(f"{version.ref} holds no training records (end the recipe with a `format` stage)")
+    if frame.height == 0:       # an empty hf dataset does not even load: refuse rather than write one
+        raise DistillcError(f"{version.ref} holds no training records: every row was dropped before the end "
+                            f"(`distillc show {version.corpus}` says where)")
     return frame.select(keep)
 
 

@@ -17,6 +17,7 @@ The YAML file is flat, with TRL's own key names (as ``trl sft --config`` reads t
     learning_rate: 1.0e-5
     use_peft: true                           # LoRA (lora_r, lora_alpha, lora_dropout, lora_target_modules)
 
+A file that names no ``preset`` starts from its method's: ``modern`` for SFT, ``soda-dpo`` for DPO.
 Unknown keys are errors with a "did you mean"; every error names the file, line and key.
 """
 
@@ -250,7 +251,7 @@ def _config_from(raw: Mapping[str, Any], where: _Where, method: str = "sft",
         else:
             names = [*RUN_KEYS, *hints, *_trl_config_fields(method), *(known or {})]
             raise ConfigError(f"{where.at(key)}: unknown setting{_did_you_mean(key, names)}")
-    preset = raw.get("preset", "modern")
+    preset = raw.get("preset", DEFAULT_PRESETS[method])
     if preset not in PRESETS:
         raise ConfigError(f"{where.at('preset')}: unknown preset {preset!r}"
                           f"{_did_you_mean(str(preset), PRESETS)} (presets: {', '.join(PRESETS)})")
@@ -266,6 +267,7 @@ def _config_hints() -> dict[str, Any]:
 
 
 TRL_CONFIGS = {"sft": "SFTConfig", "dpo": "DPOConfig"}   # method -> the trl config class its files extend
+DEFAULT_PRESETS = {"sft": "modern", "dpo": "soda-dpo"}     # method -> the preset of a file that names none
 
 
 @functools.cache

@@ -162,3 +162,12 @@ def test_records_are_plain_text_for_a_student_that_does_not_chat(soda_recipe, st
                                "`square` with this signature:\ndef square(n):")
     assert "return n * n" in first["chosen"] and "undefined_total" in first["rejected"]
     assert all(isinstance(row[c], str) for row in pref for c in ("prompt", "chosen", "rejected"))
+
+
+def test_an_in_process_student_chats_when_its_tokenizer_has_a_chat_template(tiny_model_dir, tiny_base_model_dir):
+    from compiler.methods.soda.emit import student_chats
+    from compiler.recipe.schema import ModelConfig
+
+    assert student_chats(ModelConfig(model=str(tiny_model_dir), backend="transformers")) is True
+    assert student_chats(ModelConfig(model=str(tiny_base_model_dir), backend="transformers")) is False
+    assert student_chats(ModelConfig(model=str(tiny_base_model_dir), backend="transformers", chat=True)) is True

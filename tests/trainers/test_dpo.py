@@ -123,6 +123,7 @@ def test_lora_dpo_saves_a_merged_model(soda, tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("argv,store,message", [
     (["soda-train:SODA-sft", "--method", "dpo"], "store", "holds no preference pairs (prompt/chosen/rejected)"),
     (["soda-nopairs:SODA", "--method", "dpo"], "nopairs", "soda-nopairs@1 has no variant 'SODA'"),
+    (["soda-nopairs", "--method", "dpo"], "nopairs", "soda-nopairs@1 holds no training records"),
     (["soda-train:SODA"], "store", "holds preference pairs (prompt/chosen/rejected): that is DPO data"),
 ])
 def test_preference_training_needs_pairs(soda, tiny_model_dir, tmp_path, argv, store, message):
@@ -132,9 +133,14 @@ def test_preference_training_needs_pairs(soda, tiny_model_dir, tmp_path, argv, s
     assert not out.exists()
 
 
-def test_a_preference_export_of_a_corpus_without_pairs_writes_nothing(soda, tmp_path):
-    r = run_cli("export", "soda-nopairs", tmp_path / "out", "--variant", "SODA", "--store", soda["nopairs"])
-    assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and "has no variant 'SODA'" in r.err
+@pytest.mark.parametrize("argv,message", [
+    (["--variant", "SODA"], "has no variant 'SODA'"),
+    ([], "soda-nopairs@1 holds no training records: every row was dropped"),       # not an empty dataset
+    (["--format", "jsonl"], "holds no training records"),
+])
+def test_a_preference_export_of_a_corpus_without_pairs_writes_nothing(soda, tmp_path, argv, message):
+    r = run_cli("export", "soda-nopairs", tmp_path / "out", *argv, "--store", soda["nopairs"])
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and message in r.err, r.err
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
 
 
@@ -148,3 +154,13 @@ def test_the_soda_dpo_config_file(tmp_path):
         load_spec(typo, "dpo")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_spec(typo, "sft")
+
+
+def test_a_dpo_config_file_without_a_preset_starts_from_soda_dpo(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("max_steps: 4\nbeta: 0.2\n")
+    dpo = load_spec(plain, "dpo").config
+    assert (dpo.preset, dpo.learning_rate, dpo.max_steps, dpo.sft_args) == ("soda-dpo", 1e-6, 4, {"beta": 0.2})
+    steps = tmp_path / "steps.yaml"
+    steps.write_text("max_steps: 4\n")
+    assert load_spec(steps, "sft").config.preset == "modern" and load_spec(steps, "sft").config.learning_rate == 2e-5
