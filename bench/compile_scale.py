@@ -2,7 +2,10 @@
 tasks against a zero-latency loopback teacher on 127.0.0.1 (its own process), for each N given.
 
 Prints per N: the cold compile's wall time and overhead per task, the compile process's peak RSS, the
-store's size on disk next to the exported corpus's, and the unchanged rerun's wall time and calls.
+store's size on disk (of which the stage tables, and the ledger with the answer and execution caches)
+next to the exported corpus (zstd Parquet) and to "added": a fresh DuckDB file holding only the
+columns the stages add, the final corpus among them (ratio: store / added; stages/added: the stage
+tables alone), and the unchanged rerun's wall time and calls.
 Each compile runs as its own `distillc` process, as a user would run it.
 
     .venv/bin/python bench/compile_scale.py --tasks 10000,100000
@@ -80,6 +83,48 @@ def disk_mib(store: Path) -> float:
     return sum(p.stat().st_size for p in store.parent.glob(store.name + "*") if p.is_file()) / 2**20
 
 
+LEDGER_AND_CACHES = ("llm_cache", "llm_calls", "exec_cache", "rejections", "llm_failures")
+
+
+def breakdown(store: Path, out: Path) -> dict[str, float]:
+    """Where the store's bytes are: DuckDB blocks held by the stage tables (``sd_*``) and by the
+    ledger and caches; and the yardstick of the goal: a fresh DuckDB file holding only the columns
+    the stages add (each stage table without its ids, order and lineage keys; the last one is the
+    final corpus), i.e. what the corpus and its intermediate columns need at the least."""
+    import duckdb
+
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        block = con.execute("PRAGMA database_size").fetchall()[0][2]
+
+        def mib(tables: list[str]) -> float:
+            blocks = sum(con.execute("SELECT count(DISTINCT block_id) FROM pragma_storage_info(?) WHERE persistent",
+                                     [t]).fetchall()[0][0] for t in tables)
+            return blocks * block / 2**20
+
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        stage_tables = [t for t in tables if t.startswith("sd_")]
+        columns = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()
+                       if r[0] not in ("row_id", "parent_ids", "_pos", "_base")] for t in stage_tables}
+        sizes = {"stage_mib": mib(stage_tables), "ledger_mib": mib([t for t in LEDGER_AND_CACHES if t in tables])}
+    finally:
+        con.close()
+    minimal = out / "minimal.duckdb"
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(minimal))
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"ATTACH '{store}' AS s (READ_ONLY)")
+        for t, cols in columns.items():
+            if cols:
+                con.execute(f"CREATE TABLE {t} AS SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} FROM s.{t}")
+        con.execute("DETACH s")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return {**sizes, "minimal_mib": disk_mib(minimal)}
+
+
 def measure(n: int, executor: str, url: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -91,7 +136,8 @@ def measure(n: int, executor: str, url: str) -> dict:
         rerun, again, _ = compile_once(recipe, store, executor)
         return {"tasks": n, "rows": first["rows"], "calls": first["llm_calls"], "cold_s": cold,
                 "ms_per_task": 1000 * cold / n, "peak_mib": peak, "store_mib": disk_mib(store),
-                "export_mib": export_size(store, tmp / "export"), "rerun_s": rerun,
+                "export_mib": export_size(store, tmp / "export"), **breakdown(store, tmp / "added"),
+                "rerun_s": rerun,
                 "rerun_calls": again["llm_calls"], "fingerprint": first["fingerprint"]}
 
 
@@ -104,11 +150,15 @@ def main() -> None:
     try:
         print(f"executor {args.executor}; load average {os.getloadavg()[0]:.1f} at the start")
         print(f"{'tasks':>9} {'rows':>9} {'cold s':>9} {'ms/task':>8} {'peak MiB':>9} {'store MiB':>10} "
-              f"{'export MiB':>11} {'rerun s':>8} {'rerun calls':>12}")
+              f"{'stages MiB':>11} {'ledger+caches':>14} {'export MiB':>11} {'added MiB':>10} {'ratio':>6} {'stages/added':>13} "
+              f"{'rerun s':>8} {'rerun calls':>12}")
         for n in (int(x) for x in args.tasks.split(",")):
             r = measure(n, args.executor, url)
             print(f"{r['tasks']:>9} {r['rows']:>9} {r['cold_s']:>9.1f} {r['ms_per_task']:>8.3f} {r['peak_mib']:>9.0f} "
-                  f"{r['store_mib']:>10.1f} {r['export_mib']:>11.1f} {r['rerun_s']:>8.2f} {r['rerun_calls']:>12}",
+                  f"{r['store_mib']:>10.1f} {r['stage_mib']:>11.1f} {r['ledger_mib']:>14.1f} {r['export_mib']:>11.1f} "
+                  f"{r['minimal_mib']:>10.1f} {r['store_mib'] / r['minimal_mib']:>6.2f} "
+                  f"{r['stage_mib'] / r['minimal_mib']:>13.2f} "
+                  f"{r['rerun_s']:>8.2f} {r['rerun_calls']:>12}",
                   flush=True)
     finally:
         server.stdin.close()

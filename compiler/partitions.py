@@ -3,15 +3,17 @@ appended back a partition at a time.
 
 - A ``row`` stage runs on consecutive ranges of its input rows; a ``task`` stage on ranges cut at task
   boundaries (when each task's rows are contiguous; else, like a ``frame`` stage, on all rows); a
-  ``frame`` stage sees every row but only the columns it declares (plus the row keys), unless it
-  reads them all (``reads_all``).
+  ``frame`` stage sees every row; one that declares ``reads_declared_only`` (``dedup``) gets only the
+  columns it declares (plus the row keys).
 - The input is the parent's output, materialised once per stage in a temporary table with a dense
   ``_pos`` (DuckDB spills it to disk beyond its memory limit), so each partition is a range scan.
 - A partition's output is stored as the columns the stage wrote (``delta``) with, per row, the input
-  row it carries its other columns from (``_base``); a stage whose output replaces its input
-  (records) or whose rows do not descend from its input rows is stored whole (``full``). With
-  ``DISTILLC_CHECK_STORAGE=1`` each delta partition is read back and compared with what the stage
-  returned (the test suite turns it on): a stage that changed a column it did not declare fails.
+  row it carries its other columns from (``_base``: the row itself, or for a new row its first
+  parent); a column the stage did not declare but whose values differ from the base rows' (a new
+  row's own instruction, say) is stored too, so the declarations bound what is stored, never what
+  is right. A stage whose output replaces its input (records) or whose rows do not descend from its
+  input rows is stored whole (``full``). With ``DISTILLC_CHECK_STORAGE=1`` each delta partition is
+  read back and compared with what the stage returned (the test suite turns it on).
 - The partition size is fixed when a stage starts (``partition_rows`` in the recipe, ``--partition-rows``,
   else sized from the input's bytes per row: about 8 MB, 1,000 to 20,000 rows), so a resumed run cuts the same partitions and skips
   those already committed.
@@ -101,16 +103,28 @@ def read(store: "Store", table: str, part: Partition, columns: list[str] | None)
                          f"ORDER BY {POS}").pl()
 
 
-def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]) -> pl.DataFrame | None:
-    """What a delta stage stores of ``out``: keys, order, base row and the columns it wrote; None
-    when some row has no base in ``inp`` (the stage must then be stored whole)."""
+def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str],
+               keep: set[str] = frozenset()) -> pl.DataFrame | None:
+    """What a delta stage stores of ``out``: keys, order, base row, the columns it wrote, those it
+    made (absent from ``inp``), those whose values differ from the base rows', and ``keep`` (the
+    columns earlier partitions stored); None when some row has no base in ``inp`` (the stage must
+    then be stored whole)."""
     ids = set(inp["row_id"].to_list())
     bases = [rid if rid in ids else (parents[0] if parents and parents[0] in ids else None)
              for rid, parents in zip(out["row_id"].to_list(), out["parent_ids"].to_list())]
     if any(b is None for b in bases):
         return None
-    stored = [c for c in out.columns if c in writes or c not in inp.columns or c in ("row_id", "parent_ids")]
-    return out.select(stored).with_columns(pl.Series(BASE, bases, dtype=pl.String), positions(part, out.height))
+    base = pl.Series(BASE, bases, dtype=pl.String)
+    carried = [c for c in out.columns if c in inp.columns and c not in writes and c not in keep
+               and c not in ("row_id", "parent_ids")]
+    changed: set[str] = set()
+    if carried:
+        aligned = pl.DataFrame([base]).join(inp.select(["row_id", *carried]), left_on=BASE, right_on="row_id",
+                                            how="left", maintain_order="left")
+        changed = {c for c in carried if not out[c].equals(aligned[c], null_equal=True)}
+    stored = [c for c in out.columns if c in writes or c in keep or c in changed or c not in inp.columns
+              or c in ("row_id", "parent_ids")]
+    return out.select(stored).with_columns(base, positions(part, out.height))
 
 
 def positions(part: int, n: int) -> pl.Series:
@@ -172,14 +186,14 @@ class StageRun:
 
     def _columns(self, table: str, scope: str, cols: Any) -> list[str] | None:
         """The columns a frame stage reads (keys first); None: all of them."""
-        if scope != "frame" or self.step.cls.reads_all:
+        if scope != "frame" or not self.step.cls.reads_declared_only:
             return None
         wanted = {*KEY_COLUMNS, *(c.name for c in (*cols.reads, *cols.any_of, *cols.optional))}
         return [c for c in _table_columns(self.store, table) if c in wanted]
 
     def _pure(self, scope: str) -> bool:
         cls = self.step.cls
-        return scope == "row" and not cls.roles and not cls.sandbox and not cls.reads_all
+        return scope == "row" and not cls.roles and not cls.sandbox
 
     def _remote(self, table: str, todo: list[Partition], layout: str, writes: set[str]) -> None:
         """Windows of partitions through Ray Data, committed in order."""
@@ -206,7 +220,8 @@ class StageRun:
     def _store(self, part: Partition, inp: pl.DataFrame, out: "StageOutput", columns: list[str] | None,
                layout: str, writes: set[str], table: str, seconds: float) -> None:
         frame = out.frame
-        stored = delta_rows(inp, frame, part.index, writes) if layout == "delta" else None
+        keep = set(outputs.stored_columns(self.store, self.step.fingerprint)) if layout == "delta" else set()
+        stored = delta_rows(inp, frame, part.index, writes, keep) if layout == "delta" else None
         if layout == "delta" and stored is None:
             raise RuntimeError(f"stage {self.step.name!r} ({self.step.uses}) produced rows that descend from no "
                                "row of its input: declare it `storage = \"full\"`")
@@ -219,7 +234,8 @@ class StageRun:
             have = _table_columns(self.store, table)
             full_columns = have + [c for c in frame.columns if c not in have]
         outputs.commit_partition(self.store, self.step.fingerprint, part.index, stored, out.rejected,
-                                 rows_in=inp.height, seconds=seconds, columns=full_columns)
+                                 rows_in=inp.height, seconds=seconds, columns=full_columns,
+                                 parent=self.step.parent if layout == "delta" else None)
 
 
 def _table_columns(store: "Store", table: str) -> list[str]:

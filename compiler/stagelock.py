@@ -37,7 +37,7 @@ SKIP = ("compiler.llm", "compiler.store", "compiler.runner", "compiler.errors", 
         "compiler.plan", "compiler.fingerprint", "compiler.wiring", "evals.sandbox")
 FRAMEWORK = {"Stage", "Params", "StageOutput", "Columns", "Column", "register", "expand", "placeholders"}
 # Class members that describe a stage for planning and docs, not what it does to rows.
-PLANNING = {"version", "reads", "writes", "scope", "method", "storage", "reads_all", "columns", "scope_for",
+PLANNING = {"version", "reads", "writes", "scope", "method", "storage", "reads_declared_only", "columns", "scope_for",
             "earlier_stages", "sample_requests", "expected_requests", "prior_requests", "preflight", "files",
             "fixed_requests", "expected_rows"}
 CONSTANTS = (str, bytes, int, float, bool, tuple, frozenset, list, dict, re.Pattern, type(None))

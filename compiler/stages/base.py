@@ -142,7 +142,7 @@ class Stage:
     scope: ClassVar[Scope] = "row"
     method: ClassVar[str | None] = None  # set on registration: the method package it lives in
     storage: ClassVar[Literal["delta", "full"]] = "delta"  # full: its rows do not descend from its input's
-    reads_all: ClassVar[bool] = False    # a frame stage that needs every column, not only those it declares
+    reads_declared_only: ClassVar[bool] = False  # a frame stage handed only the columns it declares (and the row keys)
 
     def __init__(self, params: Params):
         self.params = params

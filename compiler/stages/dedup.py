@@ -64,6 +64,7 @@ class Dedup(Stage):
     name = "dedup"
     version = 1
     scope = "frame"
+    reads_declared_only = True    # the columns it compares; its output rows are its input rows
 
     class Params(Params):
         columns: list[str] = Field(default_factory=lambda: ["instruction", "code"],

@@ -127,10 +127,21 @@ def run_columns(store: Store, fp: str) -> list[str]:
     return json.loads(row[0][0]) if row and row[0][0] else []
 
 
+def stored_columns(store: Store, fp: str) -> list[str]:
+    """The columns the data table of a stage being run holds so far (none before its first partition)."""
+    table = data_table(fp)
+    if not store.table_exists(table):
+        return []
+    return [r[0] for r in store.con.execute(f"DESCRIBE {table}").fetchall()]
+
+
 def commit_partition(store: Store, fp: str, part: int, rows: pl.DataFrame, rejected: pl.DataFrame | None,
-                     *, rows_in: int, seconds: float, columns: list[str] | None = None) -> None:
+                     *, rows_in: int, seconds: float, columns: list[str] | None = None,
+                     parent: str | None = None) -> None:
     """A partition's stored rows (with ``_pos``), its rejections, its marker and the output's column
-    list (``columns``: the partition's output columns, merged into the run's), in one transaction."""
+    list (``columns``: the partition's output columns, merged into the run's), in one transaction.
+    A delta column that first appears in this partition is filled in for the earlier partitions'
+    rows from their base rows in ``parent``'s output (what they carried)."""
     rows = _storable(rows)
     table = data_table(fp)
     known = run_columns(store, fp)
@@ -142,7 +153,11 @@ def commit_partition(store: Store, fp: str, part: int, rows: pl.DataFrame, rejec
         if not store.table_exists(table):
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM _part")
         else:
-            _add_missing_columns(con, table, rows)
+            added = _add_missing_columns(con, table, rows)
+            if added and parent is not None:
+                sets = ", ".join(f"{q(c)} = p.{q(c)}" for c in added)
+                con.execute(f"UPDATE {table} SET {sets} FROM {positioned(store, parent)} p "
+                            f"WHERE {table}.{BASE} = p.row_id")
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _part")
         con.unregister("_part")
         _insert_rejections(con, fp, rejected)
@@ -150,12 +165,15 @@ def commit_partition(store: Store, fp: str, part: int, rows: pl.DataFrame, rejec
                     [fp, part, rows_in, rows.height, seconds])
 
 
-def _add_missing_columns(con, table: str, rows: pl.DataFrame) -> None:
+def _add_missing_columns(con, table: str, rows: pl.DataFrame) -> list[str]:
     have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    added = []
     for name in rows.columns:
         if name not in have:
             sql_type = con.execute(f"SELECT typeof({q(name)}) FROM _part LIMIT 1").fetchall()
             con.execute(f"ALTER TABLE {table} ADD COLUMN {q(name)} {sql_type[0][0] if sql_type else 'VARCHAR'}")
+            added.append(name)
+    return added
 
 
 def _insert_rejections(con, fp: str, rejected: pl.DataFrame | None) -> None:

@@ -47,7 +47,6 @@ class PersdRounds(Stage):
     sandbox = True
     scope = "frame"
     storage = "full"      # later rounds' rows descend from task rows, not from this stage's input
-    reads_all = True      # it re-runs earlier stages, which read the task columns
     reads = ("round", "task_attempts_passed", "task_row_id")
 
     class Params(Params):
