@@ -13,7 +13,8 @@ from compiler.commands.common import add_json, add_store, print_json, store_path
 from compiler.errors import DistillcError, UsageError
 
 NAME = "train"
-HELP = "fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions)"
+HELP = ("fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions; "
+        "--method kd: distil it from a teacher's logits)")
 EXAMPLE = ("distillc train quickstart --student smollm2-135m --out data/runs/smoke-smollm2 "
            "--config trainers/configs/smoke.yaml --max-steps 3")
 
