@@ -128,12 +128,13 @@ def export_for_training(args: argparse.Namespace, target: str, out: Path, kind: 
 def _summary(result: Any) -> dict[str, Any]:
     record = result.record
     keys = ("corpus", "version", "fingerprint", "variant", "student", "steps", "train_loss", "seconds")
-    kd = {"method": "kd", "teacher": record.get("teacher"), "loss": record["kd"]["loss"]} \
-        if record.get("method") == "kd" else {}
+    kd = {"method": "kd", "teacher": record.get("teacher"), "loss": record["kd"]["loss"],
+          "teacher_from": record["kd"]["teacher_from"]} if record.get("method") == "kd" else {}
     return {**{k: record.get(k) for k in keys}, "out": str(result.out_dir),
             "data": record["data"]["source"], "rows": record["data"]["rows"], **kd}
 
 
 def _variant(summary: dict[str, Any]) -> str:
-    kd = f", kd {summary['loss']} from {summary['teacher'] or 'the corpus top-k'}" if summary.get("method") else ""
+    source = "the corpus top-k" if summary.get("teacher_from") == "corpus" else summary.get("teacher")
+    kd = f", kd {summary['loss']} from {source}" if summary.get("method") else ""
     return (f" ({summary['variant']})" if summary["variant"] else "") + kd
