@@ -127,7 +127,9 @@ def prepare(dataset: Any, *, student: str, out_dir: str | Path, kd: KDSettings,
     out = Path(out_dir).expanduser().absolute()
     trainer = make_trainer(model, teacher[0] if teacher else None, tokenizer, rows, gkd_config(config, out, kd),
                            config, kd, lora)
-    extra = {"method": "kd", "teacher": kd.teacher if teacher else None,
+    # the teacher is named even when only its captured top-k is used: `distillc report` sets the
+    # distilled model against it
+    extra = {"method": "kd", "teacher": kd.teacher,
              "teacher_source": teacher[2] if teacher else None,
              "kd": {**kd.to_dict(), "rows_used": len(rows), "rows_skipped": skipped}}
     return PreparedRun(trainer, tokenizer, data, student, source, chat, config, lora, out, extra)

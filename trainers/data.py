@@ -64,6 +64,7 @@ def load_training_data(source: Any, *, variant: str | None = None, dataset_confi
         where = str(source)
         loaded, meta = _load_source(where, dataset_config, split, variant)
     dataset, chosen = select_variant(loaded, variant or meta.get("variant"), where or "the dataset")
+    dataset = without_empty_columns(dataset)
     if len(dataset) == 0:
         raise TrainError(f"{where or 'the dataset'}: no training rows"
                          + (f" for variant {chosen!r}" if chosen else ""))
@@ -204,6 +205,17 @@ def variant_names(dataset: Any) -> list[str]:
 # shaping for the student
 
 
+TRL_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
+
+
+def without_empty_columns(dataset: Any) -> Any:
+    """``dataset`` without the TRL columns that hold no value in any row: in an export of several
+    variants each column exists for all of them, so a ``messages`` variant also has ``prompt`` and
+    ``completion`` columns of nulls, which must not decide its format."""
+    empty = [c for c in TRL_COLUMNS if c in dataset.column_names and all(v is None for v in dataset[c])]
+    return dataset.remove_columns(empty) if empty else dataset
+
+
 def data_format(columns: list[str]) -> str | None:
     """``preference``, ``prompt_completion`` or ``messages`` by the columns; None for none of them."""
     if {"prompt", "chosen", "rejected"} <= set(columns):
@@ -231,6 +243,11 @@ def shape_for_student(dataset: Any, *, chat: bool) -> Any:
     import datasets
 
     fmt = dataset_format(dataset.column_names)
+    columns = ("messages",) if fmt == "messages" else ("prompt", "completion")
+    for column in columns:
+        missing = next((i for i, v in enumerate(dataset[column]) if v is None), None)
+        if missing is not None:
+            raise TrainError(f"row {missing} has no {column} (null): nothing to train on there")
     if fmt == "messages":
         pairs = [split_messages(_messages(m)) for m in dataset["messages"]]
     else:

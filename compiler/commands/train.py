@@ -15,9 +15,9 @@ from compiler.errors import DistillcError, UsageError
 
 NAME = "train"
 HELP = ("fine-tune a student on a corpus version or an exported dataset (TRL SFT, loss on completions; "
-        "or DPO + SFT on preference pairs)")
+        "--method dpo: DPO + SFT on preference pairs; --method kd: distil it from a teacher's logits)")
 # --method -> (the trainer module, whether it trains on preference pairs); each module has
-# train(data, student=, out_dir=, config=, lora=[, variant=]) and default_config()
+# train(data, student=, out_dir=, config=, lora=[, variant=]) and default_config(); kd: train_kd
 METHODS = {"sft": ("trainers.sft", False), "dpo": ("trainers.dpo", True)}
 EXAMPLE = ("distillc train quickstart --student smollm2-135m --out data/runs/smoke-smollm2 "
            "--config trainers/configs/smoke.yaml --max-steps 3")
@@ -140,11 +140,13 @@ def _summary(result: Any) -> dict[str, Any]:
     keys = ("corpus", "version", "fingerprint", "variant", "student", "steps", "train_loss", "seconds")
     extra = {"margins": record["margins"]} if "margins" in record else {}
     if record.get("method") == "kd":
-        extra.update(teacher=record.get("teacher"), loss=record["kd"]["loss"])
+        extra.update(teacher=record.get("teacher"), loss=record["kd"]["loss"],
+                     teacher_from=record["kd"]["teacher_from"])
     return {**{k: record.get(k) for k in keys}, "method": record.get("method", "sft"), **extra,
             "out": str(result.out_dir), "data": record["data"]["source"], "rows": record["data"]["rows"]}
 
 
 def _variant(summary: dict[str, Any]) -> str:
-    kd = f", kd {summary['loss']} from {summary['teacher'] or 'the corpus top-k'}" if summary.get("method") == "kd" else ""
+    source = "the corpus top-k" if summary.get("teacher_from") == "corpus" else summary.get("teacher")
+    kd = f", kd {summary['loss']} from {source}" if summary.get("method") == "kd" else ""
     return (f" ({summary['variant']})" if summary["variant"] else "") + kd

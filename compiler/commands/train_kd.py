@@ -26,7 +26,8 @@ KD_FLAGS = {"teacher": "teacher_model_name_or_path", "loss": "loss", "mu": "mu",
 def add_kd_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("knowledge distillation (--method kd)")
     g.add_argument("--teacher", metavar="MODEL", default=None,
-                   help="the teacher: smollm2-135m, a local model directory or a Hub id (the student's vocabulary)")
+                   help="the teacher: smollm2-135m, a local model directory or a Hub id (the student's vocabulary); "
+                   "with --teacher-from corpus it is only named in the run record, not loaded")
     g.add_argument("--loss", metavar="NAME", default=None,
                    help=f"{' | '.join(LOSS_NAMES)} (default akl: adaptive forward/reverse KL)")
     g.add_argument("--mu", type=float, metavar="M", default=None, help="akl: teacher mass of the head, in (0, 1] (0.5)")

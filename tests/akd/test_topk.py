@@ -115,5 +115,26 @@ def test_teacher_from_corpus_trains_without_loading_the_teacher(loss, topk_corpu
     record = read_record(out)
     assert record["teacher"] is None and record["kd"]["teacher_from"] == "corpus" and record["kd"]["loss"] == loss
     assert record["kd"]["rows_used"] == 20 and record["kd"]["rows_skipped"] == 0
+    assert record["teacher_source"] is None
     before, after = heldout_kl(student, teacher), heldout_kl(out, teacher)
     assert after < 0.9 * before, (before, after)
+
+
+def test_a_named_teacher_is_recorded_though_not_loaded(topk_corpus, models, tmp_path, monkeypatch):
+    """The teacher behind the captured top-k is named in the record (``distillc report`` sets the
+    student against it) while nothing of it is loaded."""
+    import trainers.akd
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the teacher was loaded")
+
+    monkeypatch.setattr(trainers.akd, "load_teacher", refuse)
+    datasets.disable_progress_bars()
+    student, _ = models
+    out = tmp_path / "m"
+    r = run_cli("train", "akd-topk:AKD", "--method", "kd", "--teacher-from", "corpus", "--teacher", "starcoder-7b",
+                "--student", student, "--out", out, "--store", topk_corpus, "--max-steps", "1", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["teacher"] == "starcoder-7b" and r.json()["teacher_from"] == "corpus"
+    record = read_record(out)
+    assert record["teacher"] == "starcoder-7b" and record["teacher_source"] is None

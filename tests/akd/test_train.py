@@ -191,6 +191,7 @@ def odd_variants(tmp_path_factory) -> Path:
     datasets.DatasetDict({
         "pairs": datasets.Dataset.from_list([{"prompt": "p", "chosen": "a", "rejected": "b"}] * 2),
         "prompts": datasets.Dataset.from_list([{"prompt": "p", "task_id": "t"}] * 2),
+        "nulls": datasets.Dataset.from_list([{"prompt": "p", "completion": None, "task_id": "t"}] * 2),
     }).save_to_disk(str(directory))
     return directory
 
@@ -225,6 +226,7 @@ def test_a_teacher_with_another_vocabulary_fails_before_any_step(corpus, pair, w
 
 def test_variants_without_completions_fail_in_one_line(odd_variants, corpus, pair, tmp_path):
     assert "has no completions to train on" in bad([f"{odd_variants}:prompts"], corpus, pair, tmp_path)
+    assert "has no completions to train on" in bad([f"{odd_variants}:nulls"], corpus, pair, tmp_path)
     assert "that is DPO data, not KD data" in bad([f"{odd_variants}:pairs"], corpus, pair, tmp_path)
 
 

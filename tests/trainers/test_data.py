@@ -72,6 +72,29 @@ def test_data_that_is_not_sft_data_is_refused(rows, match):
         load_training_data(datasets.Dataset.from_list(rows))
 
 
+def test_a_variant_is_read_by_the_columns_it_fills():
+    """An export of several variants gives every variant every column: a messages variant's
+    prompt/completion are nulls and must not make it look like prompt/completion data, and a
+    variant whose completions are all null has none to train on."""
+    turn = [{"role": "user", "content": "p"}, {"role": "assistant", "content": "c"}]
+    mixed = datasets.Dataset.from_list(
+        [{"prompt": "p", "completion": "c", "messages": None, "variant": "PC"}] * 2
+        + [{"prompt": None, "completion": None, "messages": turn, "variant": "MSG"}] * 2
+        + [{"prompt": "p", "completion": None, "messages": None, "variant": "BARE"}] * 2)
+    msg = load_training_data(mixed, variant="MSG")
+    assert msg.format == "messages" and "prompt" not in msg.dataset.column_names
+    assert [c[0]["content"] for c in shape_for_student(msg.dataset, chat=True)["completion"]] == ["c", "c"]
+    assert load_training_data(mixed, variant="PC").format == "prompt_completion"
+    with pytest.raises(TrainError, match="has no completions to train on"):
+        load_training_data(mixed, variant="BARE")
+
+
+def test_a_row_without_a_completion_is_named():
+    rows = datasets.Dataset.from_list([{"prompt": "p", "completion": "c"}, {"prompt": "p", "completion": None}])
+    with pytest.raises(TrainError, match=r"row 1 has no completion \(null\)"):
+        shape_for_student(rows, chat=True)
+
+
 @pytest.mark.parametrize("source, match", [
     ("./nowhere/data", "no such dataset directory or file"),
     ("someone-offline/no-such-dataset", "Hugging Face Hub cannot provide it"),
