@@ -109,10 +109,8 @@ def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]
     made (absent from ``inp``), those whose values differ from the base rows', and ``keep`` (the
     columns earlier partitions stored); None when some row has no base in ``inp`` (the stage must
     then be stored whole)."""
-    ids = set(inp["row_id"].to_list())
-    bases = [rid if rid in ids else (parents[0] if parents and parents[0] in ids else None)
-             for rid, parents in zip(out["row_id"].to_list(), out["parent_ids"].to_list())]
-    if any(b is None for b in bases):
+    bases = base_rows(set(inp["row_id"].to_list()), out["row_id"].to_list(), out["parent_ids"].to_list())
+    if bases is None:
         return None
     base = pl.Series(BASE, bases, dtype=pl.String)
     carried = [c for c in out.columns if c in inp.columns and c not in writes and c not in keep
@@ -125,6 +123,29 @@ def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]
     stored = [c for c in out.columns if c in writes or c in keep or c in changed or c not in inp.columns
               or c in ("row_id", "parent_ids")]
     return out.select(stored).with_columns(base, positions(part, out.height))
+
+
+def base_rows(ids: set[str], rows: list[str], parents: list[list[str] | None]) -> list[str] | None:
+    """Each output row's base in the input: itself when it is an input row, else the base of its
+    first parent (an input row, or an output row made from one: a chain of evolutions); None when
+    some row leads to no input row."""
+    first = {rid: (ps[0] if ps else None) for rid, ps in zip(rows, parents)}
+    found: dict[str, str] = {}
+
+    def base(rid: str) -> str | None:
+        seen = []
+        while rid not in ids and rid not in found:
+            seen.append(rid)
+            rid = first.get(rid)
+            if rid is None or rid in seen:
+                return None
+        b = rid if rid in ids else found[rid]
+        for r in seen:
+            found[r] = b
+        return b
+
+    out = [base(rid) for rid in rows]
+    return None if any(b is None for b in out) else out
 
 
 def positions(part: int, n: int) -> pl.Series:
