@@ -72,7 +72,7 @@ def stage_identity(recipe: Any, cls: type[Stage], params: BaseModel) -> dict[str
         extra["seed"] = recipe.seed
     if cls.sandbox:
         extra["sandbox"] = sandbox_identity()
-    if cls.embeds:
+    if cls.embeds_for(params):
         extra["embedder"] = recipe.embedder.identity()
     return extra
 

@@ -63,7 +63,7 @@ def run_preflight(plan: Plan, store_path: str) -> None:
     from compiler.embed import EmbedderError, check
 
     steps = [s for s in plan.steps if s.cls is not None]
-    if any(s.cls.embeds for s in steps):
+    if any(s.cls.embeds_for(s.params) for s in steps):
         try:
             check(plan.loaded.recipe.embedder, plan.loaded.base_dir)
         except EmbedderError as exc:

@@ -169,7 +169,7 @@ class StageContext:
     def embeddings(self):
         """The recipe's embedder (:class:`compiler.embed.Embeddings`): vectors cached in the store,
         each text embedded once; only for stages that declare ``embeds = True``."""
-        if not self.step.cls or not self.step.cls.embeds:
+        if not self.step.cls or not self.step.cls.embeds_for(self.step.params):
             raise RuntimeError(f"stage {self.name!r} embeds text but does not declare `embeds = True`")
         return self.services.embeddings()
 

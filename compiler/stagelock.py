@@ -38,7 +38,7 @@ SKIP = ("compiler.llm", "compiler.store", "compiler.runner", "compiler.errors", 
 FRAMEWORK = {"Stage", "Params", "StageOutput", "Columns", "Column", "register", "expand", "placeholders"}
 # Class members that describe a stage for planning and docs, not what it does to rows.
 PLANNING = {"version", "reads", "writes", "scope", "method", "storage", "reads_declared_only", "columns", "scope_for",
-            "earlier_stages", "sample_requests", "expected_requests", "prior_requests", "preflight", "files",
+            "earlier_stages", "sample_requests", "expected_requests", "prior_requests", "preflight", "files", "embeds_for",
             "fixed_requests", "expected_rows"}
 CONSTANTS = (str, bytes, int, float, bool, tuple, frozenset, list, dict, re.Pattern, type(None))
 

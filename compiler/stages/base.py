@@ -193,6 +193,12 @@ class Stage:
         return None
 
     @classmethod
+    def embeds_for(cls, params: Params) -> bool:
+        """Whether these params embed text with the recipe's embedder (its identity then enters the
+        fingerprint, and the compile checks it loads before writing); by default the class's ``embeds``."""
+        return cls.embeds
+
+    @classmethod
     def files(cls, params: Params) -> tuple[tuple[str, str], ...]:
         """(param, path) of the files these params name whose content shapes the output (a prompt
         template, say; relative paths: from the recipe). Their SHA-256 enters the fingerprint, so

@@ -5,10 +5,12 @@ Exact repeats (case and spacing aside) are ``duplicate``, a word appended is ``n
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -103,3 +105,37 @@ def test_new_questions_are_new_to_the_whole_run(soda_recipe, store, script):
     for reason, earlier in (("duplicate", script.written[1][0]), ("near_duplicate", script.written[1][-1])):
         details = cycle3.filter(pl.col("reason") == reason)["detail"]
         assert all(repr(earlier[:120])[:60] in d for d in details), (reason, details.to_list())
+
+
+def test_seen_questions_by_cosine_with_the_embedders_vectors():
+    def embed(texts):        # unit vectors: what matters is the angle between them
+        table = {"a": [1.0, 0.0], "a'": [0.96, 0.28], "b": [0.0, 1.0]}
+        return [table[t] for t in texts]
+
+    seen = SeenQuestions(threshold=0.8, num_perm=128, shingle=3, cosine=0.9, embed=embed)
+    seen.add_vectors(["a"], embed(["a"]))
+    assert seen.similar(np.array(embed(["a'"])[0])) == ("similar", "cosine 0.96 with 'a'")
+    assert seen.similar(np.array(embed(["b"])[0])) is None
+    off = SeenQuestions(threshold=0.8, num_perm=128, shingle=3)          # no threshold: no cosine look-up
+    off.add_vectors(["a"], embed(["a"]))
+    assert off.similar(np.array(embed(["a'"])[0])) is None
+
+
+def test_cosine_dedup_with_the_recipes_embedder(soda_recipe, store, script):
+    plan = stages(1)
+    ask = next(s for s in plan if s["uses"] == "new_questions")
+    # MinHash only for exact repeats (Jaccard 1), so a question with a word appended must be found by meaning
+    ask["with"] = {**ask["with"], "per_tier": EVERY_TIER, "near_threshold": 1.0, "cosine_threshold": 0.9}
+    recipe = soda_recipe(plan, limit=TASKS, embedder={"model": "all-minilm-l6-v2"})
+    r = run_cli("compile", recipe, "--store", store, "--json")
+    assert r.code == 0, r.err
+    with Store.open_readonly(str(store)) as st:
+        fp = {s["name"]: s["fingerprint"] for s in resolve(st, "soda-test").stages}["new_questions"]
+        dropped = outputs.load_rejections(st, fp)
+    drops = Counter(dropped["reason"])
+    assert drops["near_duplicate"] == 0 and drops["similar"] >= 2, drops
+    details = dropped.filter(pl.col("reason") == "similar")["detail"]
+    assert all(d.startswith("cosine 0.9") or d.startswith("cosine 1.0") for d in details), details.to_list()
+    again = run_cli("compile", recipe, "--store", store, "--json")
+    assert again.code == 0 and json.loads(again.out)["llm_calls"] == 0
+    assert json.loads(again.out)["embeddings_computed"] == 0

@@ -40,6 +40,11 @@ class CycleContext(StageContext):
 
     seen_questions: tuple[str, ...] = ()
 
+    def embeddings(self):
+        """The recipe's embedder, for a repeated stage that embeds (its own params said so when the
+        recipe was planned; this context's step is the cycles stage)."""
+        return self.services.embeddings()
+
 
 @register
 class SodaCycles(Stage):

@@ -7,8 +7,9 @@ problems, become the next cycle's seeds.
 "New" means not a duplicate of any question seen so far in the run: the source tasks, the questions
 of this frame, the new questions accepted in earlier cycles (``soda_cycles`` hands them over) and
 those accepted before it in this stage, in order. Exact duplicates (after lower-casing and collapsing
-space) and MinHash near duplicates are dropped. Cosine deduplication with an embedder is not done
-here yet.
+space) and MinHash near duplicates are dropped, and with ``cosine_threshold`` (METHODS §3 suggests
+0.9) questions whose embedding by the recipe's ``embedder`` is at least that close to a seen
+question's (``similar``); embeddings are cached in the store like every other stage's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -33,15 +35,38 @@ if TYPE_CHECKING:
 
 
 class SeenQuestions:
-    """Every question seen so far, for exact and MinHash near-duplicate look-ups."""
+    """Every question seen so far, for exact, MinHash near-duplicate and (given ``embed``, a function
+    from texts to unit vectors, and ``cosine``) embedding look-ups."""
 
-    def __init__(self, threshold: float, num_perm: int, shingle: int, seed: int = 1):
+    def __init__(self, threshold: float, num_perm: int, shingle: int, seed: int = 1,
+                 cosine: float | None = None, embed: Any = None):
         from datasketch import MinHashLSH
 
         self.threshold, self.num_perm, self.shingle, self.seed = threshold, num_perm, shingle, seed
         self.exact: dict[str, str] = {}
         self.lsh = MinHashLSH(threshold=min(0.9 * threshold, 0.9), num_perm=num_perm)
         self.hashes: dict[str, Any] = {}
+        self.cosine, self.embed = (cosine, embed) if cosine is not None and embed is not None else (None, None)
+        self.vectors: list[np.ndarray] = []
+        self.labels: list[str] = []
+        self._matrix: np.ndarray | None = None
+
+    def similar(self, vector: np.ndarray) -> tuple[str, str] | None:
+        """(``similar``, detail) when ``vector`` is within the cosine threshold of a seen question's."""
+        if self.cosine is None or not self.vectors:
+            return None
+        if self._matrix is None or len(self._matrix) != len(self.vectors):
+            self._matrix = np.stack(self.vectors)
+        scores = self._matrix @ vector
+        best = int(np.argmax(scores))
+        if scores[best] >= self.cosine:
+            return "similar", f"cosine {float(scores[best]):.2f} with {self.labels[best]!r}"[:300]
+        return None
+
+    def add_vectors(self, texts: list[str], vectors: np.ndarray) -> None:
+        for text, vector in zip(texts, vectors):
+            self.vectors.append(np.asarray(vector, dtype=np.float32))
+            self.labels.append(text.strip()[:120])
 
     def _minhash(self, toks: list[str]) -> Any:
         from datasketch import MinHash
@@ -113,9 +138,17 @@ class NewQuestions(Stage):
                                       "question is a near duplicate of a seen one")
         shingle: int = Field(default=3, ge=1, description="tokens per shingle")
         num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations")
+        cosine_threshold: float | None = Field(default=None, gt=0, le=1, description="also drop a new "
+                                               "question whose embedding (the recipe's `embedder`) has at "
+                                               "least this cosine similarity with a seen question's (reason "
+                                               "`similar`; METHODS §3 suggests 0.9); null: exact and MinHash only")
         decontaminate: Decontaminate.Params | None = Field(
             default_factory=Decontaminate.Params, description="benchmark check of the new questions: the "
             "`decontaminate` stage's params (its `columns` unused); null: no check")
+
+    @classmethod
+    def embeds_for(cls, params: "NewQuestions.Params") -> bool:
+        return params.cosine_threshold is not None
 
     @classmethod
     def expected_requests(cls, params: "NewQuestions.Params", frame: pl.DataFrame) -> dict[str, int] | None:
@@ -139,10 +172,18 @@ class NewQuestions(Stage):
         seen = self._seen(frame, ctx)
         index = self.params.decontaminate and Decontaminate(self.params.decontaminate).index(ctx.base_dir)
         made, dropped = [], []
+        vectors = self._candidate_vectors(results, ctx) if seen.cosine is not None else {}
         for ask, result in zip(asks, results):
             row, reason, detail = self._judge(ask, result, seen, index)
+            vector = vectors.get(row["instruction"]) if row["instruction"] else None
+            if reason is None and vector is not None:
+                repeated = seen.similar(vector)
+                if repeated is not None:
+                    reason, detail = repeated
             if reason is None:
                 seen.add(row["instruction"])
+                if vector is not None:
+                    seen.add_vectors([row["instruction"]], vector[None, :])
                 made.append(row)
             else:
                 dropped.append({"row_id": row["row_id"], "task_id": ask["row"]["task_id"], "reason": reason,
@@ -164,11 +205,22 @@ class NewQuestions(Stage):
 
     def _seen(self, frame: pl.DataFrame, ctx: "StageContext") -> SeenQuestions:
         p = self.params
-        seen = SeenQuestions(p.near_threshold, p.num_perm, p.shingle)
-        seen.add_all(ctx.tasks()["instruction"])
-        seen.add_all(getattr(ctx, "seen_questions", ()))
-        seen.add_all(frame["instruction"])
+        embed = ctx.embeddings().vectors if p.cosine_threshold is not None else None
+        seen = SeenQuestions(p.near_threshold, p.num_perm, p.shingle, cosine=p.cosine_threshold, embed=embed)
+        texts = [t for t in (*ctx.tasks()["instruction"], *getattr(ctx, "seen_questions", ()), *frame["instruction"])
+                 if t]
+        seen.add_all(texts)
+        if embed is not None and texts:
+            distinct = list(dict.fromkeys(texts))
+            seen.add_vectors(distinct, embed(distinct))
         return seen
+
+    @staticmethod
+    def _candidate_vectors(results: list[Any], ctx: "StageContext") -> dict[str, np.ndarray]:
+        """The embedding of every new question the teacher wrote (one batch; cached in the store)."""
+        texts = list(dict.fromkeys(t for t in (created_instruction(r.text or "") if r.ok else None
+                                              for r in results) if t))
+        return dict(zip(texts, ctx.embeddings().vectors(texts))) if texts else {}
 
     def _judge(self, ask: dict[str, Any], result: Any, seen: SeenQuestions,
                index: BenchmarkIndex | None) -> tuple[dict[str, Any], str | None, str | None]:
