@@ -76,8 +76,9 @@ def unit_rows(n: int, dim: int) -> np.ndarray:
 def bench_store(n: int, queries: np.ndarray, k: int) -> dict:
     """A real module database of ``n`` modules: insert, load the index from the store, search."""
     matrix = unit_rows(n, queries.shape[1])
-    modules = [Module(f"f{i}", f"def f{i}(x: int) -> int:", f"Module {i}.", f"def f{i}(x: int) -> int:\n    return x + {i}\n",
-                      (f"assert f{i}(0) == {i}",), "imported", None, True) for i in range(n)]
+    modules = [Module(f"f{i}", f"def f{i}(x: int) -> int:", f"Module {i}.",
+                      f"def f{i}(x: int) -> int:\n    return x + {i}\n", (f"assert f{i}(0) == {i}",),
+                      "imported", None, True) for i in range(n)]
     key = EmbedderConfig().key
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "store.duckdb")
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({s['duckdb_searches_per_s']:.0f}/s); peak RSS {s['peak_rss_mb']:.0f} MB")
     for s in report["store"]:
         print(f"{s['modules']:>7} modules in a store: insert {s['insert_s']:.1f} s, index load {s['load_s']:.2f} s, "
-              f"then {s['ms_per_search']:.2f} ms/search ({s['searches_per_s']:.0f}/s); peak RSS {s['peak_rss_mb']:.0f} MB")
+              f"then {s['ms_per_search']:.2f} ms/search ({s['searches_per_s']:.0f}/s); "
+              f"peak RSS {s['peak_rss_mb']:.0f} MB")
     return 0
 
 

@@ -2,9 +2,10 @@
 
 A run config is a frozen :class:`SFTRunConfig`. Its defaults are the ``modern`` preset; ``persd-paper``
 reproduces the PERsD script's optimisation settings (METHODS.md 1(e)), its global batch of 1,920
-sequences included; ``amr-evol-paper`` AMR-Evol's 200 steps with the proposed batch of 128 (2(e)): ``target_global_batch_size`` sets the gradient accumulation at run time from the
-per-device batch and the number of devices (4 x 480 on one device, 12 x 20 on eight), so each
-optimizer step sees the paper's batch on any machine. Any other ``trl.SFTConfig`` field can be given
+sequences included; ``amr-evol-paper`` AMR-Evol's 200 steps with the proposed batch of 128 (2(e)).
+``target_global_batch_size`` sets the gradient accumulation at run time from the per-device batch and
+the number of devices (4 x 480 on one device, 12 x 20 on eight), so each optimizer step sees the
+paper's batch on any machine. Any other ``trl.SFTConfig`` field can be given
 too and is passed through unchanged.
 
 The YAML file is flat, with TRL's own key names (as ``trl sft --config`` reads them)::
