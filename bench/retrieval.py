@@ -1,7 +1,9 @@
 """Retrieval speed of the module database: embeddings per second of the default embedder, and searches
 per second over 10k and 100k modules with the two nearest-neighbour scans that work offline —
 DuckDB's ``array_cosine_similarity`` over a fixed-size ``FLOAT[dim]`` column, and a vectorised numpy
-scan (what ``compiler.embed.search.top_k`` does) — with the peak memory of the process.
+scan (what ``compiler.embed.search.top_k`` does) — with the peak memory of the process; and the same
+through a real store: the modules inserted into a DuckDB module database, the index loaded from it
+(what ``distillc modules search`` and each ``retrieve_modules`` run pay once) and searched.
 
     .venv/bin/python bench/retrieval.py                 # 10k and 100k modules, k=5
     .venv/bin/python bench/retrieval.py --sizes 1000 --queries 50
@@ -18,6 +20,7 @@ import json
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compiler.embed import Embeddings  # noqa: E402
 from compiler.embed.search import duckdb_top_k, top_k  # noqa: E402
+from compiler.moduledb import ModuleIndex  # noqa: E402
+from compiler.moduledb.records import Module  # noqa: E402
 from compiler.recipe.schema import EmbedderConfig  # noqa: E402
+from compiler.store import modules as db  # noqa: E402
+from compiler.store.db import Store  # noqa: E402
 
 TEXTS = ["def count_vowels(text: str) -> int:\nCount the vowels in a string.",
          "def merge_intervals(xs: list[tuple[int, int]]) -> list[tuple[int, int]]:\nMerge overlapping intervals.",
@@ -60,11 +67,39 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
-def bench_size(n: int, queries: np.ndarray, k: int, duckdb_queries: int) -> dict:
-    dim = queries.shape[1]
+def unit_rows(n: int, dim: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     matrix = rng.standard_normal((n, dim)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def bench_store(n: int, queries: np.ndarray, k: int) -> dict:
+    """A real module database of ``n`` modules: insert, load the index from the store, search."""
+    matrix = unit_rows(n, queries.shape[1])
+    modules = [Module(f"f{i}", f"def f{i}(x: int) -> int:", f"Module {i}.",
+                      f"def f{i}(x: int) -> int:\n    return x + {i}\n", (f"assert f{i}(0) == {i}",),
+                      "imported", None, True) for i in range(n)]
+    key = EmbedderConfig().key
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "store.duckdb")
+        started = time.perf_counter()
+        with Store.open(path) as store:
+            db.insert(store, modules, matrix, key, None)
+        insert_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with Store.open_readonly(path) as store:
+            index = ModuleIndex.load(store, Embeddings(EmbedderConfig(), store))
+        load_s = time.perf_counter() - started
+    assert len(index) == n
+    one = timed(lambda i: index.search(queries[i % len(queries)][None, :], k), len(queries))
+    return {"modules": n, "insert_s": round(insert_s, 2), "load_s": round(load_s, 2),
+            "ms_per_search": 1000 * statistics.median(one), "searches_per_s": 1 / statistics.median(one),
+            "peak_rss_mb": round(peak_mb(), 1)}
+
+
+def bench_size(n: int, queries: np.ndarray, k: int, duckdb_queries: int) -> dict:
+    dim = queries.shape[1]
+    matrix = unit_rows(n, dim)
     one = timed(lambda i: top_k(matrix, queries[i % len(queries)][None, :], k), len(queries))
     started = time.perf_counter()
     top_k(matrix, queries, k)
@@ -90,12 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duckdb-queries", type=int, default=20, help="searches timed per size (DuckDB)")
     p.add_argument("--embed", type=int, default=1000, help="texts embedded for the embeddings/s figure")
     p.add_argument("--k", type=int, default=5)
+    p.add_argument("--no-store", action="store_true", help="skip the measures through a real store")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     rate, vectors = embed_rate(args.embed)
     queries = vectors[: args.queries]
     report = {"embeddings_per_s": round(rate, 1), "dim": int(vectors.shape[1]), "k": args.k,
               "sizes": [bench_size(n, queries, args.k, args.duckdb_queries) for n in args.sizes],
+              "store": [] if args.no_store else [bench_store(n, queries, args.k) for n in args.sizes],
               "peak_rss_mb": round(peak_mb(), 1)}
     if args.json:
         print(json.dumps(report, indent=2))
@@ -106,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({s['numpy_searches_per_s']:.0f}/s; batched {s['numpy_batched_ms_per_query']:.3f} ms/query), "
               f"duckdb array_cosine_similarity {s['duckdb_ms_per_search']:.1f} ms/search "
               f"({s['duckdb_searches_per_s']:.0f}/s); peak RSS {s['peak_rss_mb']:.0f} MB")
+    for s in report["store"]:
+        print(f"{s['modules']:>7} modules in a store: insert {s['insert_s']:.1f} s, index load {s['load_s']:.2f} s, "
+              f"then {s['ms_per_search']:.2f} ms/search ({s['searches_per_s']:.0f}/s); "
+              f"peak RSS {s['peak_rss_mb']:.0f} MB")
     return 0
 
 

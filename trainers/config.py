@@ -2,10 +2,12 @@
 
 A run config is a frozen :class:`SFTRunConfig`. Its defaults are the ``modern`` preset; ``persd-paper``
 reproduces the PERsD script's optimisation settings (METHODS.md 1(e)), its global batch of 1,920
-sequences included: ``target_global_batch_size`` sets the gradient accumulation at run time from the
-per-device batch and the number of devices (4 x 480 on one device, 12 x 20 on eight), so each
-optimizer step sees the paper's batch on any machine. Any other ``trl.SFTConfig`` field can be given
-too and is passed through unchanged (``trl.DPOConfig`` fields for a DPO run, :mod:`trainers.dpo`).
+sequences included; ``amr-evol-paper`` AMR-Evol's 200 steps with the proposed batch of 128 (2(e));
+``soda-dpo`` SODA's DPO settings (3(e)). ``target_global_batch_size`` sets the gradient accumulation at
+run time from the per-device batch and the number of devices (4 x 480 on one device, 12 x 20 on
+eight), so each optimizer step sees the paper's batch on any machine. Any other ``trl.SFTConfig``
+field can be given too and is passed through unchanged (``trl.DPOConfig`` fields for a DPO run,
+:mod:`trainers.dpo`).
 
 The YAML file is flat, with TRL's own key names (as ``trl sft --config`` reads them)::
 
@@ -39,6 +41,7 @@ import yaml
 from trainers.errors import ConfigError
 
 PERSD_PAPER_GLOBAL_BATCH = 1920  # 12 per GPU x 20 accumulation x 8 GPUs (METHODS.md 1(e))
+AMR_EVOL_GLOBAL_BATCH = 128      # METHODS.md 2(e): 200 steps x ~150 = 3 epochs of ~10k; proposed 128
 
 PRESETS: dict[str, dict[str, Any]] = {
     # METHODS.md 1(h) item 9: global batch 64-128, 3 epochs, lr 2e-5, cosine. These are the defaults.
@@ -53,6 +56,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # METHODS.md 3(e), ours: DPO at lr 1e-6 (the top of 5e-7..1e-6), 3 epochs, max length 2048; the
     # DPO + SFT loss itself (loss_type, loss_weights, beta) is trainers.dpo's default.
     "soda-dpo": {"learning_rate": 1e-6, "num_train_epochs": 3.0, "max_length": 2048},
+    # METHODS.md 2(e) and 2(h)-5/6: AMR-Evol states 200 steps (and "3 epochs"); step-based, epochs follow
+    # from the data size. Unstated, proposed: global batch 128, lr 2e-5, cosine, 3 % warm-up.
+    "amr-evol-paper": {
+        "learning_rate": 2e-5, "max_steps": 200, "lr_scheduler_type": "cosine", "warmup_steps": 0.03,
+        "per_device_train_batch_size": 4, "max_length": 2048, "target_global_batch_size": AMR_EVOL_GLOBAL_BATCH,
+    },
 }
 
 

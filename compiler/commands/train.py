@@ -30,9 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="smollm2-135m, a local model directory or a Hugging Face model id")
     p.add_argument("--out", metavar="DIR", default=None, help="where the trained model is saved")
     p.add_argument("--config", metavar="FILE", default=None,
-                   help="TRL-style YAML (hyper-parameters, preset: modern | persd-paper; persd-paper reaches "
+                   help="TRL-style YAML (hyper-parameters, preset: modern | persd-paper | amr-evol-paper | soda-dpo; "
+                   "persd-paper reaches "
                    "the paper's global batch of 1,920 by gradient accumulation: 4 per device x 480 steps on "
-                   "one device, fewer on several; the run record says what ran)")
+                   "one device, fewer on several; amr-evol-paper: 200 steps at a global batch of 128; "
+                   "soda-dpo: the default of --method dpo; the run record says what ran)")
     p.add_argument("--method", choices=(*METHODS, "kd"), default="sft",
                    help="sft: supervised fine-tuning (default); dpo: DPO + SFT on preference pairs (prompt/chosen/"
                    "rejected, e.g. SODA's variant), reference model = the student as given, preset soda-dpo; "

@@ -145,6 +145,9 @@ def test_database_grows_only_with_verified_novel_modules(world):
     funnel = shown["amr_evol"]
     assert funnel["instructions"] == {"complex1": 3, "self_instruct": 3}
     assert funnel["retrieval"]["hit_rate"] == 1.0 and funnel["evolved_answers"] == funnel["retrieval"]["rows"]
+    best = [json.loads(r)[0]["score"] for r in world.output("amr-test", "retrieve_modules")["retrieved"]]
+    assert funnel["retrieval"]["best_score_mean"] == pytest.approx(sum(best) / len(best), abs=1e-4)
+    assert 0.8 < funnel["retrieval"]["best_score_mean"] <= 1.0       # the planted module is a close match
     text = run_cli("show", "amr-test", "--store", world.store).out
     assert "amr-evol: module database before=6 (+0 seeded) at retrieval=6  after=7 (+1 grown)" in text
 

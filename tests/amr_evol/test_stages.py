@@ -1,5 +1,6 @@
-"""The instruction stages (levels, parents, rejected answers) and the AnsRepair baseline (teacher
-tests run in the sandbox, failing answers repaired) on a scripted loopback teacher."""
+"""The instruction stages (levels, parents, rejected answers), the AnsRepair baseline (teacher tests
+run in the sandbox, failing answers repaired), the self-test gate and the teacher-written seed modules
+(only isolated functions passing their own asserts are stored) on a scripted loopback teacher."""
 
 from __future__ import annotations
 
@@ -105,3 +106,67 @@ def test_the_self_test_gate_labels_and_keeps_every_answer(tmp_path):
     assert evolved.height == 4 and drops["evolve_response"] == {}
     assert evolved["self_test_passed"].to_list() == [True, False, True, False]
     assert set(evolved["self_test_status"]) == {"passed", "failed"}
+
+
+SEED_ANSWER = '''Building blocks:
+
+```python
+def clamp(x: int, lo: int, hi: int) -> int:
+    """Limit x to the range [lo, hi]."""
+    return max(lo, min(x, hi))
+
+assert clamp(5, 0, 3) == 3
+assert clamp(-1, 0, 3) == 0
+assert clamp(2, 0, 3) == 2
+```
+
+```python
+def halve(x: int) -> int:
+    """Half of x, rounded down."""
+    return x // 2
+
+assert halve(4) == 2
+assert halve(5) == 3
+assert halve(0) == 0
+```
+
+```python
+def double(x: int) -> int:
+    """Twice x."""
+    return 2 * x
+
+assert double(2) == 4
+```
+
+```python
+def scaled(x: int) -> int:
+    """x times the global factor."""
+    return x * FACTOR
+
+assert scaled(1) == 1
+assert scaled(2) == 2
+assert scaled(3) == 3
+```'''
+
+
+def seed_teacher(body: dict) -> str:
+    user = body["messages"][-1]["content"]
+    assert "useful building blocks" in user and task_in(user)
+    return SEED_ANSWER
+
+
+def test_seed_modules_stores_only_isolated_functions_that_pass_their_own_tests(tmp_path):
+    with LoopbackServer(answer=seed_teacher) as server:
+        result = compile_recipe(tmp_path, "seed", "  - uses: seed_modules\n    with: {tasks: 2, functions: 4}\n", server)
+    assert result["llm_calls"] == 2 and result["rows"] == 4              # the rows pass through
+    store = tmp_path / "s.duckdb"
+    listed = run_cli("modules", "ls", "--store", store, "--json").json()
+    assert [(m["name"], m["origin"], m["verified"]) for m in listed["modules"]] == [("clamp", "seed", True)]
+    out, drops = frames(tmp_path, "seed")
+    assert drops["seed_modules"] == {"module_failed_tests": 1, "module_too_few_tests": 2, "module_not_isolated": 2}
+    with Store.open_readonly(str(store)) as st:
+        details = dict(st.con.execute("SELECT reason, detail FROM rejections WHERE reason = 'module_failed_tests'")
+                       .fetchall())
+    assert details["module_failed_tests"].startswith("halve: failed")
+    shown = run_cli("show", "seed", "--store", store, "--json").json()["amr_evol"]["database"]
+    assert (shown["before"], shown["seeded"], shown["after"]) == (0, 1, 1)

@@ -4,12 +4,13 @@ DuckDB file: 200 functions, each searched for with a description in other words.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.compiler.conftest import file_digest, run_cli
-from tests.moduledb.library200 import QUERIES, RESTATED_QUERIES, rows
+from tests.moduledb.library200 import FUNCTIONS, QUERIES, RESTATED_QUERIES, rows
 
 N = 200
 
@@ -31,6 +32,18 @@ def top1(store: Path, query: str) -> dict:
     r = run_cli("modules", "search", query, "--k", "3", "--store", store, "--json")
     assert r.code == 0, r.err
     return r.json()
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def test_queries_are_not_the_docstrings_they_look_for():
+    docs = {name: doc for name, _, doc, *_ in FUNCTIONS}
+    for queries in (RESTATED_QUERIES[:N], QUERIES[:N]):
+        assert len({n for _, n in queries}) == N
+        copied = [q for q, n in queries if _words(q) in (_words(docs[n]), _words(n))]
+        assert copied == []
 
 
 def test_search_finds_the_intended_function_for_restated_descriptions(library):
@@ -101,6 +114,8 @@ def test_unknown_embedder_and_too_small_database_change_nothing(library, monkeyp
     before = file_digest(store)
     r = run_cli("modules", "import", path, "--embedder", "acme/no-such-embedder", "--store", store)
     assert r.code == 1 and r.err.count("\n") == 1 and "unknown embedder 'acme/no-such-embedder'" in r.err
+    found = run_cli("modules", "search", "sort a list", "--embedder", "acme/no-such-embedder", "--store", store)
+    assert found.code == 1 and found.err.count("\n") == 1 and "unknown embedder 'acme/no-such-embedder'" in found.err
     big = run_cli("modules", "search", "sort a list", "--k", str(N + 1), "--store", store)
     assert big.code == 1 and big.err.strip() == f"distillc: error: the module database holds {N} module(s), fewer than --k {N + 1}"
     assert file_digest(store) == before

@@ -32,6 +32,16 @@ def test_persd_paper_preset_reaches_the_papers_global_batch_by_accumulation():
     assert record["gradient_accumulation_steps"] == 480 and record["global_batch_size"] == 1920
 
 
+def test_amr_evol_paper_preset_is_step_based_at_a_global_batch_of_128():
+    config = SFTRunConfig.from_preset("amr-evol-paper")
+    assert (config.max_steps, config.learning_rate, config.max_length) == (200, 2e-5, 2048)
+    assert config.lr_scheduler_type == "cosine" and config.warmup_steps == 0.03
+    assert config.accumulation_for(1) == 32 and config.global_batch_for(1) == 128
+    assert config.accumulation_for(4) == 8 and config.global_batch_for(4) == 128
+    spec = load_spec(ROOT / "trainers" / "configs" / "amr-evol-paper.yaml")
+    assert spec.config.preset == "amr-evol-paper" and spec.config.max_steps == 200 and spec.variant == "AMR-Evol"
+
+
 def test_an_explicit_accumulation_is_kept_without_a_target():
     config = SFTRunConfig(per_device_train_batch_size=2, gradient_accumulation_steps=3)
     assert config.accumulation_for(4) == 3 and config.global_batch_for(4) == 24
@@ -110,7 +120,7 @@ def test_bad_values_in_code_are_refused():
         SFTRunConfig.from_preset("ancient")
 
 
-@pytest.mark.parametrize("name", ["smoke.yaml", "persd-paper.yaml"])
+@pytest.mark.parametrize("name", ["smoke.yaml", "persd-paper.yaml", "amr-evol-paper.yaml"])
 def test_shipped_example_configs_load(name):
     spec = load_spec(ROOT / "trainers" / "configs" / name)
     assert spec.student and spec.data and spec.out_dir

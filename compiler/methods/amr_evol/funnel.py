@@ -1,5 +1,6 @@
 """AMR-Evol's funnel for ``distillc show``: instructions per level, direct answers, specs per answer,
-retrieval hit rate, evolved answers, the module database's size before and after, and the cost of
+retrieval hit rate (rows with at least one module: always all of them unless ``min_score`` is set) and
+the mean cosine of each row's best module, evolved answers, the module database's size before and after, and the cost of
 each stage."""
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ def _retrieval(store: Store, version: Version) -> dict[str, Any] | None:
     found = _step(version, "retrieve_modules")
     if not found:
         return None
-    rows, hits, mean, horizon = _column(store, found[1]["fingerprint"], "count(*), count(*) FILTER (WHERE n_retrieved > 0), "
-                                        "avg(n_retrieved), max(db_horizon)", "db_horizon")
+    rows, hits, mean, horizon, best = _column(
+        store, found[1]["fingerprint"], "count(*), count(*) FILTER (WHERE n_retrieved > 0), avg(n_retrieved), "
+        "max(db_horizon), avg(CAST(json_extract(retrieved, '$[0].score') AS DOUBLE))", "db_horizon")
     return {"rows": int(rows), "hit_rate": round(hits / rows, 4) if rows else None,
-            "modules_per_row": round(float(mean or 0), 2), "horizon": int(horizon or 0)}
+            "modules_per_row": round(float(mean or 0), 2), "best_score_mean": None if best is None else round(best, 4),
+            "horizon": int(horizon or 0)}
 
 
 def _database(store: Store, version: Version, retrieval: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -108,7 +111,9 @@ def render_funnel(f: dict[str, Any]) -> list[str]:
                      f"unparsable {d['unparsable_specs']}, no specs {d['no_specs']})")
     if (r := f["retrieval"]) is not None:
         rate = "-" if r["hit_rate"] is None else f"{r['hit_rate']:.0%}"
-        lines.append(f"amr-evol: retrieval rows={r['rows']}  hit rate={rate}  modules per row={r['modules_per_row']}")
+        best = "-" if r["best_score_mean"] is None else f"{r['best_score_mean']:.3f}"
+        lines.append(f"amr-evol: retrieval rows={r['rows']}  hit rate={rate}  modules per row={r['modules_per_row']}  "
+                     f"mean best cosine={best}")
     if f["evolved_answers"] is not None:
         st = f["self_test"]
         lines.append(f"amr-evol: evolved answers={f['evolved_answers']}"
