@@ -107,11 +107,11 @@ def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]
                keep: set[str] = frozenset()) -> pl.DataFrame | None:
     """What a delta stage stores of ``out``: keys, order, base row, the columns it wrote, those it
     made (absent from ``inp``), those whose values differ from the base rows', and ``keep`` (the
-    columns earlier partitions stored); None when some row has no base in ``inp`` (the stage must
-    then be stored whole)."""
+    columns earlier partitions stored). When some row has no base in ``inp`` (its parents were not
+    kept), every column is stored."""
     bases = base_rows(set(inp["row_id"].to_list()), out["row_id"].to_list(), out["parent_ids"].to_list())
-    if bases is None:
-        return None
+    if any(b is None for b in bases):
+        keep = set(out.columns)
     base = pl.Series(BASE, bases, dtype=pl.String)
     carried = [c for c in out.columns if c in inp.columns and c not in writes and c not in keep
                and c not in ("row_id", "parent_ids")]
@@ -125,10 +125,10 @@ def delta_rows(inp: pl.DataFrame, out: pl.DataFrame, part: int, writes: set[str]
     return out.select(stored).with_columns(base, positions(part, out.height))
 
 
-def base_rows(ids: set[str], rows: list[str], parents: list[list[str] | None]) -> list[str] | None:
+def base_rows(ids: set[str], rows: list[str], parents: list[list[str] | None]) -> list[str | None]:
     """Each output row's base in the input: itself when it is an input row, else the base of its
-    first parent (an input row, or an output row made from one: a chain of evolutions); None when
-    some row leads to no input row."""
+    first parent (an input row, or an output row made from one: a chain of evolutions); None for a
+    row that leads to no input row."""
     first = {rid: (ps[0] if ps else None) for rid, ps in zip(rows, parents)}
     found: dict[str, str] = {}
 
@@ -144,8 +144,7 @@ def base_rows(ids: set[str], rows: list[str], parents: list[list[str] | None]) -
             found[r] = b
         return b
 
-    out = [base(rid) for rid in rows]
-    return None if any(b is None for b in out) else out
+    return [base(rid) for rid in rows]
 
 
 def positions(part: int, n: int) -> pl.Series:
@@ -243,9 +242,6 @@ class StageRun:
         frame = out.frame
         keep = set(outputs.stored_columns(self.store, self.step.fingerprint)) if layout == "delta" else set()
         stored = delta_rows(inp, frame, part.index, writes, keep) if layout == "delta" else None
-        if layout == "delta" and stored is None:
-            raise RuntimeError(f"stage {self.step.name!r} ({self.step.uses}) produced rows that descend from no "
-                               "row of its input: declare it `storage = \"full\"`")
         if stored is None:
             stored = frame.with_columns(positions(part.index, frame.height))
         elif checking():

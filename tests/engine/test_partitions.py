@@ -189,3 +189,38 @@ def test_a_store_from_before_partitions_is_migrated_read_and_built_on(tmp_path, 
 def corpus_of_fresh(tmp_path, teacher_server) -> list[tuple]:
     compile_recipe(recipe(tmp_path, teacher_server.url), str(tmp_path / "fresh.duckdb"))
     return corpus(tmp_path / "fresh.duckdb")
+
+
+# -- what a delta stage stores -----------------------------------------------------------------------
+
+def test_a_delta_stage_stores_what_it_changed_whatever_it_declared(tmp_path):
+    """Partition 0 only adds its declared column; partition 1 also rewrites an undeclared column of
+    one row, makes a new row from an input row, one from that new row, and one whose parent it did
+    not keep. The stored stage reads back exactly as returned: the rewritten column is stored (and
+    filled in for partition 0 from its base rows), the rows of a chain carry their ancestor's other
+    columns, and the orphan row is stored whole."""
+    from compiler.partitions import delta_rows
+
+    ids = pl.List(pl.String)
+    base = pl.DataFrame({"row_id": ["r0", "r1", "r2", "r3"], "parent_ids": pl.Series([[]] * 4, dtype=ids),
+                         "instruction": ["a", "b", "c", "d"], "tests": ["t0", "t1", "t2", "t3"]})
+    parent, fp = "p" * 20, "s" * 20
+    with Store.open(str(tmp_path / "s.duckdb")) as store:
+        outputs.commit_output(store, outputs.OutputMeta(parent, "sources", "sources", 1, {}, [], 4, 4, 0.0), base, None)
+        outputs.begin_stage(store, fp, layout="delta", parent=parent, partition_rows=2)
+        parts = [pl.DataFrame({"row_id": ["r0", "r1"], "parent_ids": pl.Series([[]] * 2, dtype=ids), "instruction": ["a", "b"],
+                               "tests": ["t0", "t1"], "y": [1, 2]}),
+                 pl.DataFrame({"row_id": ["r2", "n1", "n2", "n3"], "parent_ids": [[], ["r3"], ["n1"], ["gone"]],
+                               "instruction": ["C", "d1", "d2", "z"], "tests": ["t2", "t3", "t3", None],
+                               "y": [3, 4, 5, 6]})]
+        for i, (inp, out) in enumerate(zip((base[:2], base[2:]), parts)):
+            keep = set(outputs.stored_columns(store, fp))
+            stored = delta_rows(inp, out, i, {"y"}, keep)
+            outputs.commit_partition(store, fp, i, stored, None, rows_in=inp.height, seconds=0.0,
+                                     columns=list(out.columns), parent=parent)
+            if i == 0:
+                assert set(stored.columns) == {"row_id", "parent_ids", "y", "_base", "_pos"}
+        assert "instruction" in outputs.stored_columns(store, fp)
+        outputs.finish_stage(store, outputs.OutputMeta(fp, "s", "s", 1, {}, [parent], 4, 6, 0.0, layout="delta",
+                                                       columns=list(parts[0].columns)), parent)
+        assert outputs.load_output(store, fp).equals(pl.concat(parts), null_equal=True)
