@@ -41,7 +41,7 @@ def _with_topk(store: Store, fp: str) -> int:
 
 def render_funnel(f: dict[str, Any]) -> list[str]:
     """Three lines: answers, drops by reason, kept records per variant."""
-    drops = ", ".join(f"{k}={n}" for k, n in sorted(f["dropped"].items(), key=lambda kv: -kv[1])) or "nothing"
+    drops = ", ".join(f"{k}={n}" for k, n in sorted(f["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))) or "nothing"
     return [
         f"akd: tasks={f['tasks']}  teacher answers={f['answers']} (failed {f['failed']}, "
         f"with top-k logprobs {f['with_topk']})",
