@@ -5,7 +5,8 @@ Prints per N: the cold compile's wall time and overhead per task, the compile pr
 store's size on disk (of which the stage tables, and the ledger with the answer and execution caches)
 next to the exported corpus (zstd Parquet) and to "added": a fresh DuckDB file holding only the
 columns the stages add, the final corpus among them (ratio: store / added; stages/added: the stage
-tables alone), and the unchanged rerun's wall time and calls.
+tables alone), and the unchanged rerun's wall time and calls; then the version's fingerprint and the
+ledger's totals (to compare executors).
 Each compile runs as its own `distillc` process, as a user would run it.
 
     .venv/bin/python bench/compile_scale.py --tasks 10000,100000
@@ -106,7 +107,9 @@ def breakdown(store: Path, out: Path) -> dict[str, float]:
         stage_tables = [t for t in tables if t.startswith("sd_")]
         columns = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()
                        if r[0] not in ("row_id", "parent_ids", "_pos", "_base")] for t in stage_tables}
-        sizes = {"stage_mib": mib(stage_tables), "ledger_mib": mib([t for t in LEDGER_AND_CACHES if t in tables])}
+        sizes = {"stage_mib": mib(stage_tables), "ledger_mib": mib([t for t in LEDGER_AND_CACHES if t in tables]),
+                 "ledger": con.execute("SELECT count(*), sum(prompt_tokens + completion_tokens), sum(usd) "
+                                       "FROM llm_calls WHERE status = 'ok'").fetchall()[0]}
     finally:
         con.close()
     minimal = out / "minimal.duckdb"
@@ -159,6 +162,9 @@ def main() -> None:
                   f"{r['minimal_mib']:>10.1f} {r['store_mib'] / r['minimal_mib']:>6.2f} "
                   f"{r['stage_mib'] / r['minimal_mib']:>13.2f} "
                   f"{r['rerun_s']:>8.2f} {r['rerun_calls']:>12}",
+                  flush=True)
+            calls, tokens, usd = r["ledger"]
+            print(f"{'':>9} fingerprint {r['fingerprint']}; ledger: {calls} calls, {tokens} tokens, ${usd or 0:.4f}",
                   flush=True)
     finally:
         server.stdin.close()
