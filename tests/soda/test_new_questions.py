@@ -112,7 +112,7 @@ def test_seen_questions_by_cosine_with_the_embedders_vectors():
         table = {"a": [1.0, 0.0], "a'": [0.96, 0.28], "b": [0.0, 1.0]}
         return [table[t] for t in texts]
 
-    seen = SeenQuestions(threshold=0.8, num_perm=128, shingle=3, cosine=0.9, embed=embed)
+    seen = SeenQuestions(threshold=0.8, num_perm=128, shingle=3, cosine=0.9)
     seen.add_vectors(["a"], embed(["a"]))
     assert seen.similar(np.array(embed(["a'"])[0])) == ("similar", "cosine 0.96 with 'a'")
     assert seen.similar(np.array(embed(["b"])[0])) is None

@@ -35,18 +35,18 @@ if TYPE_CHECKING:
 
 
 class SeenQuestions:
-    """Every question seen so far, for exact, MinHash near-duplicate and (given ``embed``, a function
-    from texts to unit vectors, and ``cosine``) embedding look-ups."""
+    """Every question seen so far, for exact, MinHash near-duplicate and (given ``cosine``, with the
+    vectors the caller adds) embedding look-ups."""
 
     def __init__(self, threshold: float, num_perm: int, shingle: int, seed: int = 1,
-                 cosine: float | None = None, embed: Any = None):
+                 cosine: float | None = None):
         from datasketch import MinHashLSH
 
         self.threshold, self.num_perm, self.shingle, self.seed = threshold, num_perm, shingle, seed
         self.exact: dict[str, str] = {}
         self.lsh = MinHashLSH(threshold=min(0.9 * threshold, 0.9), num_perm=num_perm)
         self.hashes: dict[str, Any] = {}
-        self.cosine, self.embed = (cosine, embed) if cosine is not None and embed is not None else (None, None)
+        self.cosine = cosine
         self.vectors: list[np.ndarray] = []
         self.labels: list[str] = []
         self._matrix: np.ndarray | None = None
@@ -205,14 +205,13 @@ class NewQuestions(Stage):
 
     def _seen(self, frame: pl.DataFrame, ctx: "StageContext") -> SeenQuestions:
         p = self.params
-        embed = ctx.embeddings().vectors if p.cosine_threshold is not None else None
-        seen = SeenQuestions(p.near_threshold, p.num_perm, p.shingle, cosine=p.cosine_threshold, embed=embed)
+        seen = SeenQuestions(p.near_threshold, p.num_perm, p.shingle, cosine=p.cosine_threshold)
         texts = [t for t in (*ctx.tasks()["instruction"], *getattr(ctx, "seen_questions", ()), *frame["instruction"])
                  if t]
         seen.add_all(texts)
-        if embed is not None and texts:
+        if seen.cosine is not None and texts:
             distinct = list(dict.fromkeys(texts))
-            seen.add_vectors(distinct, embed(distinct))
+            seen.add_vectors(distinct, ctx.embeddings().vectors(distinct))
         return seen
 
     @staticmethod
