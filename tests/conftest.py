@@ -12,3 +12,4 @@ os.environ.setdefault("DISTILLC_CHECK_STORAGE", "1")   # every stored partition 
 
 from tests.tiny_models import embedded_model_dir, tiny_base_model_dir, tiny_model_dir  # noqa: E402,F401
 from tests.loopback import loopback_server, make_loopback  # noqa: E402,F401
+from tests.browser import browser  # noqa: E402,F401
