@@ -1,0 +1,334 @@
+"""The viewer's read-only queries: corpora and versions, the rows of a version (kept and dropped,
+searched and filtered in DuckDB), and one row's lineage with the LLM calls that served it.
+
+Every function takes an open :class:`~compiler.store.db.Store` (read-only) and returns plain
+dicts, so the pages, the JSON endpoints and the tests share them.
+
+Rows of a version are its final stage's output (``kept``) and the rejections of all its stages
+(``dropped``), listed as one relation so that search, filters and LIMIT/OFFSET pagination run in
+SQL. A kept row's ``usd`` is its cost as ``distillc cost --by example`` assigns it (shares of its
+ancestors' calls and of discarded siblings); a dropped row's is what the calls that served it
+directly cost. Versions never change, so those figures are computed once per version and kept in
+memory by the caller (:func:`row_costs`), then joined in as an Arrow table: the store is never
+written.
+
+A row's lineage walks ``parent_ids`` back through the stages of its version, then shows, stage by
+stage in order, the columns each stage wrote for the row or one of its ancestors: a delta stage's
+table holds exactly those; for a full-layout stage they are the columns that are new or differ from
+what the row (or its parent) carried before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from compiler.errors import StoreError
+from compiler.llm import ledger
+from compiler.store import outputs
+from compiler.store.db import Store
+from compiler.store.versions import Version, list_versions
+
+PAGE_SIZE = 50
+TEXT_COLUMNS = ("instruction", "prompt", "completion", "messages", "chosen", "rejected", "response", "text")
+STATUSES = ("all", "kept", "dropped")
+_KEYS = (outputs.POS, outputs.BASE)
+
+
+class NotFound(LookupError):
+    """A corpus, version or row named in a URL that the store does not hold."""
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    """What the rows page asks for: a text search, filters and a page (1-based)."""
+
+    q: str = ""
+    status: str = "all"
+    variant: str = ""
+    stage: str = ""
+    reason: str = ""
+    min_usd: float | None = None
+    max_usd: float | None = None
+    page: int = 1
+    page_size: int = PAGE_SIZE
+
+
+# -- corpora and versions --------------------------------------------------------------------------
+
+def version_usd(store: Store, version: Version) -> float:
+    return float(ledger.totals(store.con, stage_fps=version.fingerprints)[0]["usd"])
+
+
+def corpora(store: Store) -> list[dict[str, Any]]:
+    """Every corpus with its versions (rows, fingerprint, created, ledger cost)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for v in list_versions(store):
+        found.setdefault(v.corpus, []).append({
+            "version": v.version, "ref": v.ref, "rows": v.rows, "fingerprint": v.fingerprint,
+            "created_at": str(v.created_at)[:19], "usd": version_usd(store, v),
+            "stages": [s["name"] for s in v.stages]})
+    return [{"name": name, "versions": versions} for name, versions in found.items()]
+
+
+def get_version(store: Store, corpus: str, number: int) -> Version:
+    for v in list_versions(store, corpus):
+        if v.version == number:
+            return v
+    raise NotFound(f"{corpus}@{number}: no such corpus version in {store.path}")
+
+
+def _columns(store: Store, relation: str) -> list[str]:
+    return [r[0] for r in store.con.execute(f"DESCRIBE {relation}").fetchall()]
+
+
+def facets(store: Store, version: Version) -> dict[str, Any]:
+    """The values the filters offer: variants of the kept rows, stages and reasons of the dropped."""
+    final = outputs.table_name(version.fingerprint)
+    variants = []
+    if "variant" in _columns(store, final):
+        variants = [r[0] for r in store.con.execute(
+            f"SELECT DISTINCT variant FROM {final} WHERE variant IS NOT NULL ORDER BY 1").fetchall()]
+    reasons = store.con.execute(
+        "SELECT fingerprint, reason, count(*) FROM rejections WHERE list_contains(?, fingerprint) "
+        "GROUP BY ALL ORDER BY 3 DESC", [version.fingerprints]).fetchall()
+    names = {s["fingerprint"]: s["name"] for s in version.stages}
+    dropped = [{"stage": names[fp], "reason": reason, "rows": int(n)} for fp, reason, n in reasons]
+    return {"variants": variants, "stages": [s["name"] for s in version.stages],
+            "reasons": sorted({d["reason"] for d in dropped}), "dropped": dropped}
+
+
+# -- costs -----------------------------------------------------------------------------------------
+
+def row_costs(store: Store, version: Version) -> pa.Table:
+    """(row_id, usd) of every kept example (its ``cost --by example`` figure) and of every other
+    row the ledger served directly."""
+    from compiler.cost import per_example
+
+    direct = ledger.cost_by_row(store.con, version.fingerprints)
+    costs = dict(direct)
+    costs.update({e["row_id"]: e["usd"] for e in per_example(store, version)["examples"]})
+    return pa.table({"row_id": pa.array(list(costs), pa.string()),
+                     "usd": pa.array(list(costs.values()), pa.float64())})
+
+
+# -- rows of a version -----------------------------------------------------------------------------
+
+def _text_expr(cols: list[str], alias: str) -> str:
+    present = [c for c in TEXT_COLUMNS if c in cols]
+    if not present:
+        return "''"
+    return "concat_ws(' ', " + ", ".join(f"CAST({alias}.{outputs.q(c)} AS VARCHAR)" for c in present) + ")"
+
+
+def _kept_sql(store: Store, version: Version) -> str:
+    fp = version.fingerprint
+    cols = _columns(store, outputs.table_name(fp))
+    task = "f.task_id" if "task_id" in cols else "NULL"
+    variant = "f.variant" if "variant" in cols else "NULL"
+    first = next((c for c in TEXT_COLUMNS if c in cols), None)
+    preview = f"left(CAST(f.{outputs.q(first)} AS VARCHAR), 240)" if first else "NULL"
+    return (f"SELECT 'kept' AS status, 0 AS stage_idx, f.{outputs.POS} AS ord, f.row_id, "
+            f"CAST({task} AS VARCHAR) AS task_id, CAST({variant} AS VARCHAR) AS variant, "
+            f"NULL::VARCHAR AS stage, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, "
+            f"{preview} AS preview, {_text_expr(cols, 'f')} AS text "
+            f"FROM {outputs.positioned(store, fp)} f")
+
+
+def _tasks_sql(store: Store, version: Version) -> str | None:
+    """task_id → instruction, from the version's first stage (its task table), for dropped rows."""
+    first = version.fingerprints[0]
+    cols = _columns(store, outputs.table_name(first))
+    if "task_id" not in cols or "instruction" not in cols:
+        return None
+    return (f"SELECT task_id, any_value(CAST(instruction AS VARCHAR)) AS instruction "
+            f"FROM {outputs.table_name(first)} GROUP BY task_id")
+
+
+def _dropped_sql(store: Store, version: Version, with_text: bool) -> str:
+    stages = ", ".join(f"({i}, '{s['fingerprint']}', '{s['name'].replace(chr(39), chr(39) * 2)}')"
+                       for i, s in enumerate(version.stages, 1))
+    tasks = _tasks_sql(store, version) if with_text else None
+    join = f"LEFT JOIN ({tasks}) t ON t.task_id = r.task_id" if tasks else ""
+    instruction = "t.instruction" if tasks else "NULL"
+    text = f"concat_ws(' ', {instruction}, r.reason, r.detail)" if with_text else "NULL"
+    return (f"SELECT 'dropped' AS status, s.idx AS stage_idx, r.rowid AS ord, r.row_id, r.task_id, "
+            f"NULL::VARCHAR AS variant, s.name AS stage, r.reason, r.detail, left(r.detail, 240) AS preview, "
+            f"{text} AS text FROM rejections r JOIN (VALUES {stages}) s(idx, fp, name) ON r.fingerprint = s.fp "
+            f"{join}")
+
+
+def _like(q: str) -> str:
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _filters(query: RowQuery) -> tuple[str, list[Any]]:
+    conds, args = [], []
+    if query.q:
+        conds.append("u.text ILIKE ? ESCAPE '\\'")
+        args.append(_like(query.q))
+    for column, value in (("variant", query.variant), ("stage", query.stage), ("reason", query.reason)):
+        if value:
+            conds.append(f"u.{column} = ?")
+            args.append(value)
+    if query.min_usd is not None:
+        conds.append("c.usd >= ?")
+        args.append(query.min_usd)
+    if query.max_usd is not None:
+        conds.append("coalesce(c.usd, 0) <= ?")
+        args.append(query.max_usd)
+    return ("WHERE " + " AND ".join(conds)) if conds else "", args
+
+
+def _parts(store: Store, version: Version, query: RowQuery) -> list[str]:
+    kept = query.status in ("all", "kept") and not (query.stage or query.reason)
+    dropped = query.status in ("all", "dropped") and not query.variant
+    parts = [_kept_sql(store, version)] if kept else []
+    if dropped:
+        parts.append(_dropped_sql(store, version, with_text=bool(query.q)))
+    return parts
+
+
+def search_rows(store: Store, version: Version, query: RowQuery, costs: pa.Table | None = None) -> dict[str, Any]:
+    """One page of the version's rows matching ``query``, with the total number that match."""
+    if query.status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    parts = _parts(store, version, query)
+    result = {"total": 0, "rows": [], "page": query.page, "page_size": query.page_size, "pages": 0}
+    if not parts:
+        return result
+    costs = costs if costs is not None else pa.table({"row_id": pa.array([], pa.string()),
+                                                      "usd": pa.array([], pa.float64())})
+    store.con.register("_costs", costs)
+    try:
+        union = " UNION ALL ".join(f"({p})" for p in parts)
+        where, args = _filters(query)
+        base = f"FROM ({union}) u LEFT JOIN _costs c ON c.row_id = u.row_id {where}"
+        total = int(store.con.execute(f"SELECT count(*) {base}", args).fetchall()[0][0])
+        offset = (max(query.page, 1) - 1) * query.page_size
+        cur = store.con.execute(
+            f"SELECT u.status, u.row_id, u.task_id, u.variant, u.stage, u.reason, u.detail, u.preview, c.usd "
+            f"{base} ORDER BY u.status DESC, u.stage_idx, u.ord LIMIT {int(query.page_size)} OFFSET {int(offset)}",
+            args)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        store.con.unregister("_costs")
+    return {**result, "total": total, "rows": rows, "pages": -(-total // query.page_size)}
+
+
+# -- one row's lineage -----------------------------------------------------------------------------
+
+def _relation(store: Store, fp: str) -> str:
+    """Where a stage's own rows are stored: its data table (delta: the columns it wrote)."""
+    return outputs.table_name(fp) if outputs.layout_of(store, fp) == "legacy" else outputs.data_table(fp)
+
+
+def _rows_of(store: Store, fp: str, ids: set[str]) -> list[dict[str, Any]]:
+    cur = store.con.execute(f"SELECT * FROM {_relation(store, fp)} WHERE list_contains(?, row_id)", [sorted(ids)])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _ancestry(store: Store, version: Version, row_id: str) -> set[str]:
+    ids = {row_id}
+    for fp in reversed(version.fingerprints):
+        for r in _rows_of(store, fp, ids):
+            ids.update(p for p in (r.get("parent_ids") or ()) if p)
+    return ids
+
+
+def _written(row: dict[str, Any], before: dict[str, Any] | None, delta: bool) -> dict[str, Any]:
+    cols = {k: v for k, v in row.items() if k not in _KEYS and k not in outputs.KEYS}
+    if delta or before is None:
+        return cols
+    return {k: v for k, v in cols.items() if k not in before or before[k] != v}
+
+
+def lineage(store: Store, version: Version, row_id: str) -> dict[str, Any]:
+    """Stage by stage, what was written for ``row_id`` and its ancestors, the rejections among
+    them, and every LLM call that served one of them."""
+    ids = _ancestry(store, version, row_id)
+    rejected = _rejections(store, version, ids)
+    seen: dict[str, dict[str, Any]] = {}
+    stages = []
+    for s in version.stages:
+        delta = outputs.layout_of(store, s["fingerprint"]) == "delta"
+        rows = []
+        for r in sorted(_rows_of(store, s["fingerprint"], ids), key=lambda r: r.get(outputs.POS) or 0):
+            base = seen.get(r.get(outputs.BASE) or r["row_id"]) or _parent_state(seen, r)
+            rows.append({"row_id": r["row_id"], "parent_ids": list(r.get("parent_ids") or []),
+                         "columns": _written(r, base, delta)})
+            seen[r["row_id"]] = {**(base or {}), **{k: v for k, v in r.items() if k not in _KEYS}}
+        stages.append({"name": s["name"], "uses": s["uses"], "fingerprint": s["fingerprint"], "rows": rows,
+                       "rejections": [x for x in rejected if x["fingerprint"] == s["fingerprint"]]})
+    if not any(st["rows"] or st["rejections"] for st in stages):
+        raise NotFound(f"{version.ref} has no row {row_id}")
+    final = {r["row_id"] for r in stages[-1]["rows"]}
+    return {"row_id": row_id, "ref": version.ref, "kept": row_id in final, "ancestors": sorted(ids - {row_id}),
+            "stages": stages, "calls": calls_of(store, version, ids)}
+
+
+def _parent_state(seen: dict[str, dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
+    for p in row.get("parent_ids") or ():
+        if p in seen:
+            return seen[p]
+    return None
+
+
+def _rejections(store: Store, version: Version, ids: set[str]) -> list[dict[str, Any]]:
+    rows = store.con.execute(
+        "SELECT fingerprint, row_id, task_id, reason, detail FROM rejections WHERE list_contains(?, fingerprint) "
+        "AND list_contains(?, row_id) ORDER BY rowid", [version.fingerprints, sorted(ids)]).fetchall()
+    return [dict(zip(("fingerprint", "row_id", "task_id", "reason", "detail"), r)) for r in rows]
+
+
+def calls_of(store: Store, version: Version, ids: set[str]) -> list[dict[str, Any]]:
+    """The ledger's calls of the version's stages that served one of ``ids``, in the order they
+    were made, with the request and the response text when the answer cache holds them."""
+    cur = store.con.execute(
+        "SELECT c.call_id, c.stage, c.role, c.model, c.backend, c.status, c.prompt_tokens, c.completion_tokens, "
+        "c.usd, c.latency_s, c.status = 'cache_hit' AS cache_hit, c.served_rows, c.error, c.created_at, "
+        "k.request, k.response FROM llm_calls c LEFT JOIN llm_cache k ON k.key = c.key "
+        "WHERE list_contains(?, c.stage_fp) AND list_has_any(CAST(json_extract_string(c.served_rows, '$[*]') "
+        "AS VARCHAR[]), ?) ORDER BY c.created_at, c.call_id", [version.fingerprints, sorted(ids)])
+    names = [d[0] for d in cur.description]
+    found = []
+    for r in cur.fetchall():
+        call = dict(zip(names, r))
+        call["served_rows"] = json.loads(call["served_rows"] or "[]")
+        call["request"] = _request_text(call.pop("request"))
+        call["response"] = _response_text(call.pop("response"))
+        call["created_at"] = str(call["created_at"])[:23]
+        found.append(call)
+    return found
+
+
+def _request_text(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    req = json.loads(raw)
+    if req.get("messages"):
+        return "\n\n".join(_message(m) for m in req["messages"])
+    return req.get("prompt") if isinstance(req.get("prompt"), str) else json.dumps(req, indent=1)
+
+
+def _message(m: Any) -> str:
+    """A chat message as stored in a request: ``[role, content]`` or ``{role, content}``."""
+    role, content = (m.get("role"), m.get("content")) if isinstance(m, dict) else (m[0], m[1])
+    return f"[{role}]\n{content}"
+
+
+def _response_text(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    resp = json.loads(raw)
+    return resp.get("text") if isinstance(resp, dict) else str(resp)
+
+
+def store_error_is_busy(exc: StoreError) -> bool:
+    """A compile holds the store (DuckDB's file lock): worth retrying, not an error."""
+    return "in use" in str(exc)
