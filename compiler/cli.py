@@ -20,7 +20,7 @@ from compiler.progress import quiet_third_party_bars
 
 COMMANDS = (
     "compile", "plan", "ls", "show", "diff", "export", "cost",
-    "exec", "doctor", "train", "eval", "report", "publish", "modules",
+    "exec", "doctor", "train", "eval", "report", "publish", "modules", "view",
 )
 
 
