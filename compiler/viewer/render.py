@@ -13,16 +13,27 @@ def value_text(value: Any) -> str:
     if isinstance(value, str):
         return _indented_json(value) or value
     if isinstance(value, (list, dict, tuple)):
-        return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+        return chat_text(value) or json.dumps(value, indent=2, default=str, ensure_ascii=False)
     return str(value)
 
 
 def _indented_json(text: str) -> str | None:
-    """A string holding a JSON object or array, indented; None for any other string."""
+    """A string holding a JSON object or array, indented (a chat as its turns); None for any other
+    string."""
     stripped = text.strip()
     if not stripped or stripped[0] not in "[{":
         return None
     try:
-        return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
+        value = json.loads(stripped)
     except ValueError:
         return None
+    return chat_text(value) or json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def chat_text(value: Any) -> str | None:
+    """A list of ``{role, content}`` messages as ``[role]`` headed turns; None for anything else."""
+    if not isinstance(value, list) or not value:
+        return None
+    if not all(isinstance(m, dict) and set(m) >= {"role", "content"} and isinstance(m["content"], str) for m in value):
+        return None
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in value)
