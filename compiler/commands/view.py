@@ -2,7 +2,7 @@
 
 The port is bound here, before the server starts, so a port in use is one line and exit 1; uvicorn
 is then handed the bound socket. ``--check`` renders the index once through the app and exits,
-without serving (a smoke test of the store and the port).
+without binding or serving (a smoke test of the store and the pages).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from compiler.errors import StoreError, UsageError
 
 NAME = "view"
 HELP = "browse corpora, rows and each example's lineage in a local read-only web app"
-EXAMPLE = "distillc view --port 8765 --check"
+EXAMPLE = "distillc view --check"
 DEFAULT_PORT = 8765
 
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port to serve on (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="the address to serve on (default 127.0.0.1: this machine only)")
     p.add_argument("--check", action="store_true",
-                   help="render the index page once, print the address it would serve on, and exit")
+                   help="render the index page once and exit, without serving (checks the store and the pages)")
     add_store(p)
 
 
@@ -62,12 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
     path = store_path(args)
     check_store(path)
-    sock = bind(args.host, args.port)
     app = create_app(path)
     url = f"http://{args.host}:{args.port}/"
     if args.check:
-        sock.close()
         return _check(app, url)
+    sock = bind(args.host, args.port)
     print(f"distillc view: serving {path} (read-only) on {url}  (Ctrl-C stops)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     server.run(sockets=[sock])

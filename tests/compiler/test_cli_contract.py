@@ -170,7 +170,7 @@ def test_every_command_has_help_with_example_and_store_flag():
         example = text.split("example:\n  ", 1)[1]
         assert f"distillc {name} " in example, name
         reads_store = any(o == "--store" for a in p._actions for o in a.option_strings)
-        if name in ("compile", "plan", "ls", "show", "diff", "export", "cost", "publish", "report"):
+        if name in ("compile", "plan", "ls", "show", "diff", "export", "cost", "publish", "report", "view"):
             assert reads_store, f"{name} lacks --store"
     assert set(sub.choices) <= set(COMMANDS)
 
