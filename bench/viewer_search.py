@@ -97,18 +97,22 @@ def build_store(n: int, directory: Path) -> Path:
         server.wait(10)
 
 
-def pick_version(store: Path, ref: str | None) -> tuple[str, int, list[float]]:
-    """The version searched, and the quartiles of its kept rows' ledger cost per call (for the
-    cost-range query)."""
+def pick_version(store: Path, ref: str | None) -> tuple[str, int]:
+    """The version searched."""
     from compiler.store.db import Store
     from compiler.store.versions import list_versions, resolve
 
     with Store.open_readonly(str(store)) as st:
         version = resolve(st, ref) if ref else list_versions(st, list_versions(st)[0].corpus)[-1]
-        quartiles = st.con.execute(
-            "SELECT quantile_cont(usd, [0.25, 0.75]) FROM llm_calls WHERE list_contains(?, stage_fp) AND usd > 0",
-            [version.fingerprints]).fetchall()[0][0] or [0.0, 1.0]
-    return version.corpus, version.version, list(quartiles)
+    return version.corpus, version.version
+
+
+def cost_quartiles(app) -> list[float]:
+    """The quartiles of the row costs the app computed for the version (for the cost-range query)."""
+    import pyarrow.compute as pc
+
+    (costs,) = app.state.viewer.costs.values()
+    return [float(x) for x in pc.quantile(costs["usd"], q=[0.25, 0.75]).to_pylist()] if costs.num_rows else [0.0, 1.0]
 
 
 def queries(facets: dict, pages: int, quartiles: list[float]) -> list[tuple[str, dict]]:
@@ -143,10 +147,12 @@ def measure(store: Path, ref: str | None, repeat: int) -> None:
     from compiler.viewer.app import create_app
     from tests.viewer_server import serving
 
-    corpus, number, quartiles = pick_version(store, ref)
-    with serving(create_app(str(store))) as base, httpx.Client(base_url=base, timeout=600) as client:
+    corpus, number = pick_version(store, ref)
+    app = create_app(str(store))
+    with serving(app) as base, httpx.Client(base_url=base, timeout=600) as client:
         page = f"/corpus/{corpus}/{number}"
         cold, _ = timed(client, page, {})
+        quartiles = cost_quartiles(app)
         _, api = timed(client, f"/api{page}/rows", {})
         data = api.json()
         print(f"{corpus}@{number}: {data['total']} rows (kept and dropped), {data['pages']} pages; "

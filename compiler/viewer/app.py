@@ -35,6 +35,7 @@ from starlette.routing import Route
 from compiler.errors import StoreError
 from compiler.store.db import Store
 from compiler.viewer import queries
+from compiler.viewer.access import StoreAccess
 from compiler.viewer.render import value_text
 
 T = TypeVar("T")
@@ -50,11 +51,14 @@ class BadRequest(Exception):
 
 
 class Viewer:
-    """The state shared by requests: the store's path and the per-version cost tables."""
+    """The state shared by requests: the store's access, and what never changes for a version (its
+    row costs and its filter values), computed on first use."""
 
     def __init__(self, store_path: str, retry_seconds: float, refresh_seconds: int):
         self.store_path, self.retry_seconds, self.refresh_seconds = store_path, retry_seconds, refresh_seconds
+        self.access = StoreAccess(store_path)
         self.costs: dict[str, pa.Table] = {}
+        self.facets: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.templates = Environment(loader=PackageLoader("compiler.viewer", "templates"),
                                      autoescape=select_autoescape(default=True, default_for_string=True))
@@ -63,12 +67,12 @@ class Viewer:
         self.templates.filters["path"] = lambda x: quote(str(x), safe="")
 
     def read(self, fn: Callable[[Store], T]) -> T:
-        """``fn(store)`` on a read-only connection opened for this call only; retried while a
+        """``fn(store)`` with the store attached read-only for this call only; retried while a
         compile holds the file."""
         deadline = time.monotonic() + self.retry_seconds
         while True:
             try:
-                with Store.open_readonly(self.store_path) as store:
+                with self.access.open() as store:
                     return fn(store)
             except StoreError as exc:
                 if not queries.store_error_is_busy(exc):
@@ -83,6 +87,11 @@ class Viewer:
             if version.fingerprint not in self.costs:
                 self.costs[version.fingerprint] = queries.row_costs(store, version)
             return self.costs[version.fingerprint]
+
+    def facets_of(self, store: Store, version) -> dict[str, Any]:
+        if version.fingerprint not in self.facets:
+            self.facets[version.fingerprint] = queries.facets(store, version)
+        return self.facets[version.fingerprint]
 
     def page(self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(**context)
@@ -121,7 +130,7 @@ def rows_data(viewer: Viewer, corpus: str, number: int, query: queries.RowQuery)
         version = queries.get_version(store, corpus, number)
         found = queries.search_rows(store, version, query, viewer.costs_of(store, version))
         return {"corpus": corpus, "version": number, "ref": version.ref, "fingerprint": version.fingerprint,
-                "facets": queries.facets(store, version), **found}
+                "facets": viewer.facets_of(store, version), **found}
     return viewer.read(fetch)
 
 

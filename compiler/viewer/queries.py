@@ -81,8 +81,24 @@ def get_version(store: Store, corpus: str, number: int) -> Version:
     raise NotFound(f"{corpus}@{number}: no such corpus version in {store.path}")
 
 
+_DONE: dict[tuple[str, str], Any] = {}
+
+
+def _memo(store: Store, key: str, compute):
+    """What a done stage output's relation looks like never changes: remember it per store file."""
+    k = (store.path, key)
+    if k not in _DONE:
+        _DONE[k] = compute()
+    return _DONE[k]
+
+
 def _columns(store: Store, relation: str) -> list[str]:
-    return [r[0] for r in store.con.execute(f"DESCRIBE {relation}").fetchall()]
+    return _memo(store, f"describe {relation}",
+                 lambda: [r[0] for r in store.con.execute(f"DESCRIBE {relation}").fetchall()])
+
+
+def _layout(store: Store, fp: str) -> str | None:
+    return _memo(store, f"layout {fp}", lambda: outputs.layout_of(store, fp))
 
 
 def facets(store: Store, version: Version) -> dict[str, Any]:
@@ -135,7 +151,7 @@ def _kept_sql(store: Store, version: Version) -> str:
             f"CAST({task} AS VARCHAR) AS task_id, CAST({variant} AS VARCHAR) AS variant, "
             f"NULL::VARCHAR AS stage, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, "
             f"{preview} AS preview, {_text_expr(cols, 'f')} AS text "
-            f"FROM {outputs.positioned(store, fp)} f")
+            f"FROM {_memo(store, f'positioned {fp}', lambda: outputs.positioned(store, fp))} f")
 
 
 def _tasks_sql(store: Store, version: Version) -> str | None:
@@ -224,7 +240,7 @@ def search_rows(store: Store, version: Version, query: RowQuery, costs: pa.Table
 
 def _relation(store: Store, fp: str) -> str:
     """Where a stage's own rows are stored: its data table (delta: the columns it wrote)."""
-    return outputs.table_name(fp) if outputs.layout_of(store, fp) == "legacy" else outputs.data_table(fp)
+    return outputs.table_name(fp) if _layout(store, fp) == "legacy" else outputs.data_table(fp)
 
 
 def _rows_of(store: Store, fp: str, ids: set[str]) -> list[dict[str, Any]]:
@@ -256,7 +272,7 @@ def lineage(store: Store, version: Version, row_id: str) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     stages = []
     for s in version.stages:
-        delta = outputs.layout_of(store, s["fingerprint"]) == "delta"
+        delta = _layout(store, s["fingerprint"]) == "delta"
         rows = []
         for r in sorted(_rows_of(store, s["fingerprint"], ids), key=lambda r: r.get(outputs.POS) or 0):
             base = seen.get(r.get(outputs.BASE) or r["row_id"]) or _parent_state(seen, r)
