@@ -9,10 +9,10 @@ no external resource):
 - ``/corpus/{corpus}/{version}/row/{row_id}``: one row's lineage, stage by stage, with the LLM calls
   that served it.
 
-``/api/...`` answers the same in JSON. The store is opened read-only for each request and closed
-before the answer is sent: a connection held open would keep ``distillc compile`` from opening the
-file for writing. While a compile holds it, a request retries for ``retry_seconds``, then answers
-503 with ``Retry-After`` and a page that refreshes itself. Endpoints are plain functions, which
+``/api/...`` answers the same in JSON. The store is attached read-only while requests read it and
+detached as soon as none is (:mod:`compiler.viewer.access`): a connection held open would keep
+``distillc compile`` from opening the file for writing. While a compile holds it, a request retries
+for ``retry_seconds``, then answers 503 with ``Retry-After`` and a page that refreshes itself. Endpoints are plain functions, which
 Starlette runs in its thread pool, so a slow query does not stall the event loop.
 """
 

@@ -305,6 +305,17 @@ def test_a_busy_store_gets_a_retrying_page_not_an_error(compiled, tmp_path):
         writer.wait()
 
 
+def test_the_store_is_not_held_between_requests(compiled, tmp_path):
+    from starlette.testclient import TestClient
+
+    store = tmp_path / "free.duckdb"
+    shutil.copy(compiled, store)
+    client = TestClient(create_app(str(store)))
+    for path in ("/", "/corpus/persd-test/1?q=even", "/api/corpus/persd-test/1/rows?variant=PERsD"):
+        assert client.get(path).status_code == 200
+        Store.open(str(store)).close()          # a writer gets the file right after each request
+
+
 def test_a_compile_succeeds_while_the_viewer_serves(compiled, tmp_path, student, teacher):
     store = tmp_path / "shared.duckdb"
     shutil.copy(compiled, store)
