@@ -208,6 +208,24 @@ def _parts(store: Store, version: Version, query: RowQuery) -> list[str]:
     return parts
 
 
+def _count_and_page(store: Store, union: str, query: RowQuery) -> tuple[int, list[dict[str, Any]]]:
+    """The number of matching rows, and the page's rows with their cost. The costs are joined
+    before filtering only when a cost bound asks for them; otherwise only the page's rows are."""
+    where, args = _filters(query)
+    by_cost = query.min_usd is not None or query.max_usd is not None
+    costs = "LEFT JOIN _costs c ON c.row_id = u.row_id" if by_cost else ""
+    total = int(store.con.execute(f"SELECT count(*) FROM ({union}) u {costs} {where}", args).fetchall()[0][0])
+    offset = (max(query.page, 1) - 1) * query.page_size
+    order = "ORDER BY status DESC, stage_idx, ord"
+    picked = (f"SELECT u.status, u.stage_idx, u.ord, u.row_id, u.task_id, u.variant, u.stage, u.reason, u.detail, "
+              f"u.preview FROM ({union}) u {costs} {where} {order} LIMIT {int(query.page_size)} OFFSET {int(offset)}")
+    cur = store.con.execute(
+        f"SELECT p.status, p.row_id, p.task_id, p.variant, p.stage, p.reason, p.detail, p.preview, c.usd "
+        f"FROM ({picked}) p LEFT JOIN _costs c ON c.row_id = p.row_id {order}", args)
+    names = [d[0] for d in cur.description]
+    return total, [dict(zip(names, r)) for r in cur.fetchall()]
+
+
 def search_rows(store: Store, version: Version, query: RowQuery, costs: pa.Table | None = None) -> dict[str, Any]:
     """One page of the version's rows matching ``query``, with the total number that match."""
     if query.status not in STATUSES:
@@ -220,17 +238,7 @@ def search_rows(store: Store, version: Version, query: RowQuery, costs: pa.Table
                                                       "usd": pa.array([], pa.float64())})
     store.con.register("_costs", costs)
     try:
-        union = " UNION ALL ".join(f"({p})" for p in parts)
-        where, args = _filters(query)
-        base = f"FROM ({union}) u LEFT JOIN _costs c ON c.row_id = u.row_id {where}"
-        total = int(store.con.execute(f"SELECT count(*) {base}", args).fetchall()[0][0])
-        offset = (max(query.page, 1) - 1) * query.page_size
-        cur = store.con.execute(
-            f"SELECT u.status, u.row_id, u.task_id, u.variant, u.stage, u.reason, u.detail, u.preview, c.usd "
-            f"{base} ORDER BY u.status DESC, u.stage_idx, u.ord LIMIT {int(query.page_size)} OFFSET {int(offset)}",
-            args)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        total, rows = _count_and_page(store, " UNION ALL ".join(f"({p})" for p in parts), query)
     finally:
         store.con.unregister("_costs")
     return {**result, "total": total, "rows": rows, "pages": -(-total // query.page_size)}
