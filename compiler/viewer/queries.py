@@ -133,78 +133,83 @@ def row_costs(store: Store, version: Version) -> pa.Table:
 
 # -- rows of a version -----------------------------------------------------------------------------
 
-def _text_expr(cols: list[str], alias: str) -> str:
-    present = [c for c in TEXT_COLUMNS if c in cols]
+def _text_match(cols: list[str], alias: str) -> str:
+    """SQL true when one of the relation's text columns (or its task id) holds ``$like``."""
+    present = [c for c in ("task_id", *TEXT_COLUMNS) if c in cols]
     if not present:
-        return "''"
-    return "concat_ws(' ', " + ", ".join(f"CAST({alias}.{outputs.q(c)} AS VARCHAR)" for c in present) + ")"
+        return "false"
+    return "(" + " OR ".join(f"CAST({alias}.{outputs.q(c)} AS VARCHAR) ILIKE $like ESCAPE '\\'"
+                             for c in present) + ")"
 
 
-def _kept_sql(store: Store, version: Version) -> str:
+def _positioned(store: Store, fp: str) -> str:
+    return _memo(store, f"positioned {fp}", lambda: outputs.positioned(store, fp))
+
+
+def _kept_sql(store: Store, version: Version, query: RowQuery) -> str:
     fp = version.fingerprint
     cols = _columns(store, outputs.table_name(fp))
     task = "f.task_id" if "task_id" in cols else "NULL"
     variant = "f.variant" if "variant" in cols else "NULL"
     first = next((c for c in TEXT_COLUMNS if c in cols), None)
     preview = f"left(CAST(f.{outputs.q(first)} AS VARCHAR), 240)" if first else "NULL"
+    where = f"WHERE {_text_match(cols, 'f')}" if query.q else ""
     return (f"SELECT 'kept' AS status, 0 AS stage_idx, f.{outputs.POS} AS ord, f.row_id, "
             f"CAST({task} AS VARCHAR) AS task_id, CAST({variant} AS VARCHAR) AS variant, "
             f"NULL::VARCHAR AS stage, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, "
-            f"{preview} AS preview, {_text_expr(cols, 'f')} AS text "
-            f"FROM {_memo(store, f'positioned {fp}', lambda: outputs.positioned(store, fp))} f")
+            f"{preview} AS preview FROM {_positioned(store, fp)} f {where}")
 
 
-def _tasks_sql(store: Store, version: Version) -> str | None:
-    """task_id → instruction, from the version's first stage (its task table), for dropped rows."""
+def _dropped_text(store: Store, version: Version) -> str:
+    """SQL true when a rejection's reason, detail or task id, or its task's instruction (in the
+    version's first stage, the task table), holds ``$like``."""
     first = version.fingerprints[0]
     cols = _columns(store, outputs.table_name(first))
-    if "task_id" not in cols or "instruction" not in cols:
-        return None
-    return (f"SELECT task_id, any_value(CAST(instruction AS VARCHAR)) AS instruction "
-            f"FROM {outputs.table_name(first)} GROUP BY task_id")
+    conds = [f"r.{c} ILIKE $like ESCAPE '\\'" for c in ("task_id", "reason", "detail")]
+    if "task_id" in cols and "instruction" in cols:
+        conds.append(f"r.task_id IN (SELECT task_id FROM {_positioned(store, first)} "
+                     f"WHERE CAST(instruction AS VARCHAR) ILIKE $like ESCAPE '\\')")
+    return "(" + " OR ".join(conds) + ")"
 
 
-def _dropped_sql(store: Store, version: Version, with_text: bool) -> str:
+def _dropped_sql(store: Store, version: Version, query: RowQuery) -> str:
     stages = ", ".join(f"({i}, '{s['fingerprint']}', '{s['name'].replace(chr(39), chr(39) * 2)}')"
                        for i, s in enumerate(version.stages, 1))
-    tasks = _tasks_sql(store, version) if with_text else None
-    join = f"LEFT JOIN ({tasks}) t ON t.task_id = r.task_id" if tasks else ""
-    instruction = "t.instruction" if tasks else "NULL"
-    text = f"concat_ws(' ', {instruction}, r.reason, r.detail)" if with_text else "NULL"
+    where = f"WHERE {_dropped_text(store, version)}" if query.q else ""
     return (f"SELECT 'dropped' AS status, s.idx AS stage_idx, r.rowid AS ord, r.row_id, r.task_id, "
-            f"NULL::VARCHAR AS variant, s.name AS stage, r.reason, r.detail, left(r.detail, 240) AS preview, "
-            f"{text} AS text FROM rejections r JOIN (VALUES {stages}) s(idx, fp, name) ON r.fingerprint = s.fp "
-            f"{join}")
+            f"NULL::VARCHAR AS variant, s.name AS stage, r.reason, r.detail, left(r.detail, 240) AS preview "
+            f"FROM rejections r JOIN (VALUES {stages}) s(idx, fp, name) ON r.fingerprint = s.fp {where}")
 
 
 def _like(q: str) -> str:
     return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _filters(query: RowQuery) -> tuple[str, list[Any]]:
-    conds, args = [], []
+def _filters(query: RowQuery) -> tuple[str, dict[str, Any]]:
+    """The WHERE over the union of kept and dropped rows, and every named parameter the query uses
+    (``$like`` is used inside the parts)."""
+    conds, args = [], {}
     if query.q:
-        conds.append("u.text ILIKE ? ESCAPE '\\'")
-        args.append(_like(query.q))
+        args["like"] = _like(query.q)
     for column, value in (("variant", query.variant), ("stage", query.stage), ("reason", query.reason)):
         if value:
-            conds.append(f"u.{column} = ?")
-            args.append(value)
+            conds.append(f"u.{column} = ${column}")
+            args[column] = value
     if query.min_usd is not None:
-        conds.append("c.usd >= ?")
-        args.append(query.min_usd)
+        conds.append("c.usd >= $min_usd")
+        args["min_usd"] = query.min_usd
     if query.max_usd is not None:
-        conds.append("coalesce(c.usd, 0) <= ?")
-        args.append(query.max_usd)
+        conds.append("coalesce(c.usd, 0) <= $max_usd")
+        args["max_usd"] = query.max_usd
     return ("WHERE " + " AND ".join(conds)) if conds else "", args
 
 
 def _parts(store: Store, version: Version, query: RowQuery) -> list[str]:
     kept = query.status in ("all", "kept") and not (query.stage or query.reason)
     dropped = query.status in ("all", "dropped") and not query.variant
-    parts = [_kept_sql(store, version)] if kept else []
+    parts = [_kept_sql(store, version, query)] if kept else []
     if dropped:
-        parts.append(_dropped_sql(store, version, with_text=bool(query.q)))
+        parts.append(_dropped_sql(store, version, query))
     return parts
 
 
@@ -252,17 +257,22 @@ def _relation(store: Store, fp: str) -> str:
 
 
 def _rows_of(store: Store, fp: str, ids: set[str]) -> list[dict[str, Any]]:
-    cur = store.con.execute(f"SELECT * FROM {_relation(store, fp)} WHERE list_contains(?, row_id)", [sorted(ids)])
+    cur = store.con.execute(f"SELECT * FROM {_relation(store, fp)} WHERE row_id IN (SELECT unnest(?::VARCHAR[]))",
+                            [sorted(ids)])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def _ancestry(store: Store, version: Version, row_id: str) -> set[str]:
-    ids = {row_id}
+def _ancestry(store: Store, version: Version, row_id: str) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+    """Walking the stages backwards from ``row_id``: its ancestors, and each stage's stored rows of
+    the row and the ancestors known by then (an ancestor only appears in stages before its
+    descendants, or in the same ones when it kept its id)."""
+    ids, rows = {row_id}, {}
     for fp in reversed(version.fingerprints):
-        for r in _rows_of(store, fp, ids):
+        rows[fp] = _rows_of(store, fp, ids)
+        for r in rows[fp]:
             ids.update(p for p in (r.get("parent_ids") or ()) if p)
-    return ids
+    return ids, rows
 
 
 def _written(row: dict[str, Any], before: dict[str, Any] | None, delta: bool) -> dict[str, Any]:
@@ -275,14 +285,14 @@ def _written(row: dict[str, Any], before: dict[str, Any] | None, delta: bool) ->
 def lineage(store: Store, version: Version, row_id: str) -> dict[str, Any]:
     """Stage by stage, what was written for ``row_id`` and its ancestors, the rejections among
     them, and every LLM call that served one of them."""
-    ids = _ancestry(store, version, row_id)
+    ids, stored = _ancestry(store, version, row_id)
     rejected = _rejections(store, version, ids)
     seen: dict[str, dict[str, Any]] = {}
     stages = []
     for s in version.stages:
         delta = _layout(store, s["fingerprint"]) == "delta"
         rows = []
-        for r in sorted(_rows_of(store, s["fingerprint"], ids), key=lambda r: r.get(outputs.POS) or 0):
+        for r in sorted(stored[s["fingerprint"]], key=lambda r: r.get(outputs.POS) or 0):
             base = seen.get(r.get(outputs.BASE) or r["row_id"]) or _parent_state(seen, r)
             rows.append({"row_id": r["row_id"], "parent_ids": list(r.get("parent_ids") or []),
                          "columns": _written(r, base, delta)})
