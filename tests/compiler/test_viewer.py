@@ -108,6 +108,10 @@ def test_search_covers_the_task_and_the_output_text(opened):
     expected = final.filter(pl.col("completion").str.contains("# rectified", literal=True))["row_id"].to_list()
     assert [r["row_id"] for r in rectified] == expected and expected
     assert {r["task_id"] for r in rectified} == FIXED
+    beyond = queries.search_rows(store, version, queries.RowQuery(q="# rectified", page=99))
+    assert beyond["total"] == len(expected) and beyond["rows"] == []
+    second = queries.search_rows(store, version, queries.RowQuery(q="# rectified", page=2, page_size=2))
+    assert second["total"] == len(expected) and [r["row_id"] for r in second["rows"]] == expected[2:4]
     still_wrong = every_row(store, version, q="still wrong")              # a rejection's detail
     assert [(r["status"], r["task_id"]) for r in still_wrong] == [("dropped", "starter/07-to_fahrenheit")]
     assert every_row(store, version, q="is%even") == []                  # LIKE wildcards are literal
