@@ -155,7 +155,7 @@ def _kept_sql(store: Store, version: Version, query: RowQuery) -> str:
     where = f"WHERE {_text_match(cols, 'f', query.q)}" if query.q else ""
     return (f"SELECT 'kept' AS status, 0 AS stage_idx, f.{outputs.POS} AS ord, f.row_id, "
             f"CAST({task} AS VARCHAR) AS task_id, CAST({variant} AS VARCHAR) AS variant, "
-            f"NULL::VARCHAR AS stage, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, "
+            f"NULL::VARCHAR AS stage, NULL::VARCHAR AS stage_fp, NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, "
             f"{preview} AS preview FROM {_positioned(store, fp)} f {where}")
 
 
@@ -175,7 +175,8 @@ def _dropped_sql(store: Store, version: Version, query: RowQuery) -> str:
                        for i, s in enumerate(version.stages, 1))
     where = f"WHERE {_dropped_text(store, version, query.q)}" if query.q else ""
     return (f"SELECT 'dropped' AS status, s.idx AS stage_idx, r.rowid AS ord, r.row_id, r.task_id, "
-            f"NULL::VARCHAR AS variant, s.name AS stage, r.reason, r.detail, left(r.detail, 240) AS preview "
+            f"NULL::VARCHAR AS variant, s.name AS stage, s.fp AS stage_fp, r.reason, r.detail, "
+            f"left(r.detail, 240) AS preview "
             f"FROM rejections r JOIN (VALUES {stages}) s(idx, fp, name) ON r.fingerprint = s.fp {where}")
 
 
@@ -233,11 +234,12 @@ def _count_and_page(store: Store, union: str, query: RowQuery) -> tuple[int, lis
     offset = (max(query.page, 1) - 1) * query.page_size
     order = "ORDER BY status DESC, stage_idx, ord"
     counted = ", count(*) OVER () AS total" if query.q else ""
-    picked = (f"SELECT u.status, u.stage_idx, u.ord, u.row_id, u.task_id, u.variant, u.stage, u.reason, u.detail, "
+    picked = (f"SELECT u.status, u.stage_idx, u.ord, u.row_id, u.task_id, u.variant, u.stage, u.stage_fp, u.reason, "
+              f"u.detail, "
               f"u.preview{counted} FROM ({union}) u {costs} {where} {order} "
               f"LIMIT {int(query.page_size)} OFFSET {int(offset)}")
     cur = store.con.execute(
-        f"SELECT p.status, p.row_id, p.task_id, p.variant, p.stage, p.reason, p.detail, p.preview, c.usd"
+        f"SELECT p.status, p.row_id, p.task_id, p.variant, p.stage, p.stage_fp, p.reason, p.detail, p.preview, c.usd"
         f"{', p.total' if counted else ''} FROM ({picked}) p LEFT JOIN _costs c ON c.row_id = p.row_id {order}", args)
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r)) for r in cur.fetchall()]

@@ -129,6 +129,8 @@ def test_filters_by_variant_stage_and_reason(opened):
     failed = every_row(store, version, reason="refinement_failed")
     assert {r["task_id"] for r in failed} == TEACHER_WRONG | TEACHER_PROSE
     assert {(r["status"], r["stage"]) for r in failed} == {("dropped", "keep_refinements")}
+    keep_fp = next(s["fingerprint"] for s in version.stages if s["name"] == "keep_refinements")
+    assert {r["stage_fp"] for r in failed} == {keep_fp}
     passed = every_row(store, version, stage="teacher_refine")
     assert {r["reason"] for r in passed} == {"attempt_passed"} and len(passed) == LIMIT - len(STUDENT_FAILS)
     assert every_row(store, version, stage="teacher_refine", reason="refinement_failed") == []
