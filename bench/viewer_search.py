@@ -7,8 +7,8 @@ teacher in its own process, priced so every call costs something; the teacher an
 task with a wrong function, so the filter drops rows and the rejection filters have something to
 find. With ``--store`` it searches the latest version of that store's first corpus (or ``--ref``).
 
-Prints the first rows page apart (it computes the version's per-example costs, once per server
-process), then for each query the median and max milliseconds over ``--repeat`` requests of the
+Prints the first cost-filtered page apart (it waits for the version's per-example costs, computed
+once per server process), then for each query the median and max milliseconds over ``--repeat`` requests of the
 HTML rows page and their ratio to 200 ms.
 
     .venv/bin/python bench/viewer_search.py                      # 100000 tasks: compiles first (minutes)
@@ -111,7 +111,8 @@ def cost_quartiles(app) -> list[float]:
     """The quartiles of the row costs the app computed for the version (for the cost-range query)."""
     import pyarrow.compute as pc
 
-    (costs,) = app.state.viewer.costs.values()
+    (job,) = app.state.viewer.cost_jobs.values()
+    costs = job.result
     return [float(x) for x in pc.quantile(costs["usd"], q=[0.25, 0.75]).to_pylist()] if costs.num_rows else [0.0, 1.0]
 
 
@@ -151,13 +152,13 @@ def measure(store: Path, ref: str | None, repeat: int) -> None:
     app = create_app(str(store))
     with serving(app) as base, httpx.Client(base_url=base, timeout=600) as client:
         page = f"/corpus/{corpus}/{number}"
-        cold, _ = timed(client, page, {})
+        cold, _ = timed(client, page, {"min_usd": "0"})    # waits for the version's costs
         quartiles = cost_quartiles(app)
         _, api = timed(client, f"/api{page}/rows", {})
         data = api.json()
         print(f"{corpus}@{number}: {data['total']} rows (kept and dropped), {data['pages']} pages; "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"first rows page (computes the version's per-example costs once): {cold:.0f} ms")
+        print(f"first cost-filtered page (waits for the version's per-example costs, computed once): {cold:.0f} ms")
         print(f"{'query':<44} {'matches':>8} {'median ms':>10} {'max ms':>8} {'median/200ms':>13}")
         for label, params in queries(data["facets"], data["pages"], quartiles):
             times = []

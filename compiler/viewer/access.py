@@ -4,7 +4,8 @@ Opening a DuckDB file costs tens of milliseconds (its catalog is loaded and a th
 — most of a page's budget. The viewer instead keeps one in-memory DuckDB for the life of the
 process and ATTACHes the store file to it READ_ONLY while at least one request is reading, and
 DETACHes it as soon as none is: between requests no lock is held, so ``distillc compile`` can open
-the file for writing. Each request reads through its own cursor whose default catalog is the
+the file for writing (the one exception: while a version's row costs are computed, once, in the
+background — seconds on a 100k-row version). Each request reads through its own cursor whose default catalog is the
 attached store, wrapped in a :class:`~compiler.store.db.Store`, so the store's query helpers work
 unchanged.
 

@@ -57,7 +57,7 @@ class Viewer:
     def __init__(self, store_path: str, retry_seconds: float, refresh_seconds: int):
         self.store_path, self.retry_seconds, self.refresh_seconds = store_path, retry_seconds, refresh_seconds
         self.access = StoreAccess(store_path)
-        self.costs: dict[str, pa.Table] = {}
+        self.cost_jobs: dict[str, CostJob] = {}
         self.facets: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.templates = Environment(loader=PackageLoader("compiler.viewer", "templates"),
@@ -81,12 +81,22 @@ class Viewer:
                     raise Busy(str(exc)) from None
                 time.sleep(0.1)
 
-    def costs_of(self, store: Store, version) -> pa.Table:
-        """The version's row costs, computed on first use (a version never changes)."""
+    def costs_of(self, version, wait: bool) -> pa.Table | None:
+        """The version's row costs (a version never changes: computed once, in the background,
+        since it takes seconds on a large version). None while they are being computed, unless
+        ``wait`` (a cost filter needs them): then the request waits for them."""
         with self.lock:
-            if version.fingerprint not in self.costs:
-                self.costs[version.fingerprint] = queries.row_costs(store, version)
-            return self.costs[version.fingerprint]
+            job = self.cost_jobs.get(version.fingerprint)
+            if job is None:
+                job = self.cost_jobs[version.fingerprint] = CostJob(self, version)
+        if wait:
+            job.join()
+        if job.error is not None:
+            with self.lock:
+                self.cost_jobs.pop(version.fingerprint, None)    # the next request tries again
+            if wait:
+                raise job.error
+        return job.result
 
     def facets_of(self, store: Store, version) -> dict[str, Any]:
         if version.fingerprint not in self.facets:
@@ -96,6 +106,23 @@ class Viewer:
     def page(self, template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(**context)
         return HTMLResponse(html, status_code=status, headers=headers)
+
+
+class CostJob(threading.Thread):
+    """Computes a version's row costs with its own read of the store."""
+
+    def __init__(self, viewer: Viewer, version):
+        super().__init__(daemon=True, name=f"costs-{version.fingerprint}")
+        self.viewer, self.version = viewer, version
+        self.result: pa.Table | None = None
+        self.error: Exception | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.viewer.read(lambda store: queries.row_costs(store, self.version))
+        except Exception as exc:  # handed to the request that asks next
+            self.error = exc
 
 
 def _float(params, name: str) -> float | None:
@@ -128,9 +155,10 @@ def _version_number(request: Request) -> tuple[str, int]:
 def rows_data(viewer: Viewer, corpus: str, number: int, query: queries.RowQuery) -> dict[str, Any]:
     def fetch(store: Store) -> dict[str, Any]:
         version = queries.get_version(store, corpus, number)
-        found = queries.search_rows(store, version, query, viewer.costs_of(store, version))
+        costs = viewer.costs_of(version, wait=query.min_usd is not None or query.max_usd is not None)
+        found = queries.search_rows(store, version, query, costs)
         return {"corpus": corpus, "version": number, "ref": version.ref, "fingerprint": version.fingerprint,
-                "facets": viewer.facets_of(store, version), **found}
+                "facets": viewer.facets_of(store, version), "costs_ready": costs is not None, **found}
     return viewer.read(fetch)
 
 

@@ -234,6 +234,8 @@ def test_pages_and_json_over_http(compiled):
         assert index.status_code == 200 and "persd-test@1" in index.text
         rows = httpx.get(url + "/corpus/persd-test/1", params={"q": "is_even", "variant": "PERsD"})
         assert rows.status_code == 200 and "1 row match" in rows.text
+        costed = httpx.get(url + "/api/corpus/persd-test/1/rows", params={"min_usd": "0", "status": "kept"}).json()
+        assert costed["costs_ready"] and costed["total"] > 0 and all(r["usd"] is not None for r in costed["rows"])
         api = httpx.get(url + "/api/corpus/persd-test/1/rows", params={"reason": "refinement_failed"}).json()
         assert api["total"] == 2 and {r["stage"] for r in api["rows"]} == {"keep_refinements"}
         row_id = httpx.get(url + "/api/corpus/persd-test/1/rows", params={"variant": "PERsD"}).json()["rows"][0]["row_id"]
@@ -316,9 +318,12 @@ def test_the_store_is_not_held_between_requests(compiled, tmp_path):
 
     store = tmp_path / "free.duckdb"
     shutil.copy(compiled, store)
-    client = TestClient(create_app(str(store)))
+    app = create_app(str(store))
+    client = TestClient(app)
     for path in ("/", "/corpus/persd-test/1?q=even", "/api/corpus/persd-test/1/rows?variant=PERsD"):
         assert client.get(path).status_code == 200
+        for job in list(app.state.viewer.cost_jobs.values()):
+            job.join()                          # the one-off cost computation reads the store too
         Store.open(str(store)).close()          # a writer gets the file right after each request
 
 
