@@ -69,7 +69,7 @@ def test_a_slow_store_makes_the_batches_grow_so_storing_stays_a_small_share():
         original(items)
 
     cache.put_many = slow_put
-    writes = BatchedWrites(cache, every=4, seconds=60)
+    writes = BatchedWrites(cache, every=4, seconds=0.5)
     for i in range(4):
         writes.add(f"k{i}", passed(i))
     assert cache.batches == [["k0", "k1", "k2", "k3"]]
