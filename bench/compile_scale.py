@@ -107,7 +107,15 @@ def breakdown(store: Path, out: Path) -> dict[str, float]:
         stage_tables = [t for t in tables if t.startswith("sd_")]
         columns = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()
                        if r[0] not in ("row_id", "parent_ids", "_pos", "_base")] for t in stage_tables}
-        sizes = {"stage_mib": mib(stage_tables), "ledger_mib": mib([t for t in LEDGER_AND_CACHES if t in tables]),
+        stage_s = con.execute("SELECT stage, seconds FROM stage_outputs ORDER BY created_at").fetchall()
+        # per stage: mean seconds of a partition in the first and in the last quarter (flat when linear)
+        drift = con.execute(
+            "SELECT o.stage, avg(p.seconds) FILTER (WHERE p.part < n.parts / 4), "
+            "avg(p.seconds) FILTER (WHERE p.part >= n.parts - n.parts / 4), n.parts FROM stage_partitions p "
+            "JOIN stage_outputs o USING (fingerprint) JOIN (SELECT fingerprint, count(*) AS parts "
+            "FROM stage_partitions GROUP BY 1) n USING (fingerprint) WHERE n.parts >= 4 "
+            "GROUP BY o.stage, n.parts, o.created_at ORDER BY o.created_at").fetchall()
+        sizes = {"stage_s": stage_s, "drift": drift, "stage_mib": mib(stage_tables), "ledger_mib": mib([t for t in LEDGER_AND_CACHES if t in tables]),
                  "ledger": con.execute("SELECT count(*), sum(prompt_tokens + completion_tokens), sum(usd) "
                                        "FROM llm_calls WHERE status = 'ok'").fetchall()[0]}
     finally:
@@ -166,6 +174,10 @@ def main() -> None:
             calls, tokens, usd = r["ledger"]
             print(f"{'':>9} fingerprint {r['fingerprint']}; ledger: {calls} calls, {tokens} tokens, ${usd or 0:.4f}",
                   flush=True)
+            print(f"{'':>9} seconds by stage: " + ", ".join(f"{name} {s:.1f}" for name, s in r["stage_s"]), flush=True)
+            if r["drift"]:
+                print(f"{'':>9} s per partition, first -> last quarter: " + ", ".join(
+                    f"{name} {a:.2f} -> {b:.2f} ({parts} parts)" for name, a, b, parts in r["drift"]), flush=True)
     finally:
         server.stdin.close()
         server.wait(10)

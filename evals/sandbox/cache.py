@@ -97,12 +97,15 @@ class BatchedWrites:
     failing store does not hide that exception.
     """
 
+    SHARE = 0.1      # stores take about this share of the owner's time at most: slower stores, bigger batches
+
     def __init__(self, cache: ExecCache, every: int = 256, seconds: float = 0.5) -> None:
         self.cache, self.every, self.seconds = cache, every, seconds
         self._waiting: dict[str, ExecResult] = {}
         self._lock = threading.Lock()
         self._owner = threading.get_ident()
         self._last = time.monotonic()
+        self._scale = 1.0
 
     def add(self, key: str, result: ExecResult) -> None:
         """Queue ``result`` (when :func:`cacheable`) and store the batch if it is due."""
@@ -110,7 +113,8 @@ class BatchedWrites:
             return
         with self._lock:
             self._waiting[key] = result
-            due = len(self._waiting) >= self.every or time.monotonic() - self._last >= self.seconds
+            due = (len(self._waiting) >= self.every * self._scale
+                   or time.monotonic() - self._last >= self.seconds * self._scale)
         if due and threading.get_ident() == self._owner:
             self.flush()
 
@@ -120,7 +124,9 @@ class BatchedWrites:
             batch, self._waiting = self._waiting, {}
             self._last = time.monotonic()
         if batch:
+            started = time.monotonic()
             self.cache.put_many(batch)
+            self._scale = max(1.0, (time.monotonic() - started) / (self.SHARE * self.seconds))
 
     def __enter__(self) -> "BatchedWrites":
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -60,3 +62,30 @@ def test_stage_commit_is_atomic(tmp_path):
             outputs.commit_output(store, _meta("f1"), frame, bad)
         assert store.con.execute("SELECT count(*) FROM rejections").fetchone()[0] == 0
         assert store.con.execute("SELECT count(*) FROM stage_outputs").fetchone()[0] == 1
+
+
+def test_the_execution_cache_of_an_older_store_survives_its_move_to_an_append_only_table(tmp_path):
+    import duckdb
+
+    from compiler.store.exec_cache import StoreExecCache
+    from evals.sandbox import ExecResult, Status
+
+    path = tmp_path / "v6.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                "applied_at TIMESTAMP NOT NULL)")
+    for number, name, sql in migrations()[:6]:
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    kept = ExecResult(status=Status.PASSED, passed=True, n_passed=2, n_total=2)
+    con.execute("INSERT INTO exec_cache VALUES ('old-key', ?, now())", [json.dumps(kept.to_dict())])
+    con.close()
+    with Store.open(str(path)) as store:
+        assert store.schema_version() == len(migrations()) >= 7
+        cache = StoreExecCache(store)
+        assert cache.get_many(["old-key", "unknown"]) == {"old-key": kept}
+        other = ExecResult(status=Status.FAILED, passed=False, n_passed=0, n_total=2)
+        cache.put_many({"new-key": other})
+        cache.put_many({"new-key": other})          # stored twice (a race): read back once
+        assert cache.get_many(["new-key", "old-key"]) == {"new-key": other, "old-key": kept}
+        assert store.con.execute("SELECT count(*) FROM exec_cache").fetchall()[0][0] == 3

@@ -60,6 +60,30 @@ def test_batches_go_out_by_count_and_by_time_and_only_from_the_owner_thread():
     assert cache.batches[-1] == ["a", "b"]
 
 
+def test_a_slow_store_makes_the_batches_grow_so_storing_stays_a_small_share():
+    cache = RecordingCache()
+    original = cache.put_many
+
+    def slow_put(items: dict[str, ExecResult]) -> None:
+        time.sleep(0.1)                        # twice the tenth of the half-second cadence
+        original(items)
+
+    cache.put_many = slow_put
+    writes = BatchedWrites(cache, every=4, seconds=0.5)
+    for i in range(4):
+        writes.add(f"k{i}", passed(i))
+    assert cache.batches == [["k0", "k1", "k2", "k3"]]
+    assert writes._scale >= 2.0
+    for i in range(4, 11):
+        writes.add(f"k{i}", passed(i))
+    assert len(cache.batches) == 1               # 4 more no longer make a batch: it takes 8 or more now
+    i = 11
+    while len(cache.batches) == 1 and i < 40:
+        writes.add(f"k{i}", passed(i))
+        i += 1
+    assert len(cache.batches) == 2 and len(cache.batches[1]) >= 8
+
+
 def test_results_are_stored_while_the_run_goes_on():
     cache, ticks, seen = RecordingCache(), [], []
     original = cache.put_many
