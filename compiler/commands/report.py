@@ -29,8 +29,7 @@ from compiler.commands.common import add_json, add_store, print_json, print_tabl
 from compiler.errors import DistillcError, UsageError
 
 NAME = "report"
-HELP = ("compare eval runs across corpus versions and students in a table; with --html, write a "
-        "self-contained HTML report of one corpus version (funnel, cost, method panel, eval runs, changes)")
+HELP = "compare eval runs across corpus versions and students; --html: a self-contained report of a corpus version"
 EXAMPLE = "distillc report quickstart --html quickstart-report.html   # or: distillc report --benchmark humaneval"
 
 
