@@ -77,8 +77,18 @@ def _orphan_roots(store: Store, version: Version, lin: Lineage, rows: set[str]) 
 
 
 def per_example(store: Store, version: Version, explain: int = 0) -> dict[str, Any]:
-    """Each kept example's dollars (see the module docstring); with ``explain`` > 0, the ``explain``
-    dearest examples also get ``lineage``: their ancestors' own cost by stage and model."""
+    """Each kept example's dollars (rules in the module docstring), computed in DuckDB
+    (:mod:`compiler.lineage_cost`); with ``explain`` > 0, the ``explain`` dearest examples also get
+    ``lineage``: what they pay, by stage and model, for their ancestors' calls and for discarded
+    siblings'."""
+    from compiler.lineage_cost import per_example_sql
+
+    return per_example_sql(store, version, explain)
+
+
+def per_example_walk(store: Store, version: Version) -> dict[str, Any]:
+    """The same figures as :func:`per_example` by walking the lineage in Python: the readable
+    definition, kept as the reference the SQL is tested against (slow beyond ~10k examples)."""
     lin = load_lineage(store, version)
     direct = ledger.cost_by_row(store.con, version.fingerprints)
     for row, root in _orphan_roots(store, version, lin, set(direct)).items():
@@ -90,10 +100,9 @@ def per_example(store: Store, version: Version, explain: int = 0) -> dict[str, A
         for a in ancestry[ex["row_id"]]:
             survivors[a] += 1
     own, pushed = defaultdict(float), defaultdict(float)
-    trace: list[tuple[str, str, float]] | None = [] if explain else None
     unattributed = 0.0
     for row, usd in direct.items():
-        unattributed += _assign(row, usd, lin, survivors, own, pushed, trace)
+        unattributed += _assign(row, usd, lin, survivors, own, pushed)
     per_global = unattributed / len(lin.final) if lin.final else 0.0
     examples = []
     for ex in lin.final:
@@ -102,52 +111,13 @@ def per_example(store: Store, version: Version, explain: int = 0) -> dict[str, A
         s = sum(pushed[a] for a in anc)
         examples.append({**ex, "usd": o + s + per_global, "ancestors_usd": o, "siblings_usd": s,
                          "unattributed_usd": per_global})
-    if trace is not None:
-        for ex in sorted(examples, key=lambda e: (-e["usd"], e["row_id"]))[:explain]:
-            anc = ancestry[ex["row_id"]]
-            ex["lineage"] = _explain(store, version, {a: 1 / survivors[a] for a in anc}, "ancestors") + _explain(
-                store, version, _sibling_shares(trace, anc, direct), "discarded siblings")
     return {"examples": examples, "total_usd": sum(direct.values()),
             "unattributed_usd": unattributed if not lin.final else 0.0}
 
 
-def _sibling_shares(trace: list[tuple[str, str, float]], ancestors: set[str], direct: dict[str, float]) -> dict[str, float]:
-    """The fraction of each discarded row's own cost an example pays: ``trace`` holds (discarded row,
-    row it was handed up to, dollars per survivor of that row)."""
-    shares: dict[str, float] = defaultdict(float)
-    for origin, to, usd in trace:
-        if to in ancestors:
-            shares[origin] += usd / direct[origin]
-    return shares
-
-
-def _explain(store: Store, version: Version, shares: dict[str, float], via: str) -> list[dict[str, Any]]:
-    """What an example pays for calls that served some rows, by stage and model: ``shares`` maps each
-    row to the fraction of its own cost the example pays (each call's cost being split evenly over
-    the rows it served)."""
-    if not shares:
-        return []
-    rows = store.con.execute(
-        "SELECT c.stage, c.model, c.call_id, r.row_id, c.usd / json_array_length(c.served_rows) "
-        "FROM llm_calls c, unnest(json_extract_string(c.served_rows, '$[*]')) AS r(row_id) "
-        "WHERE list_contains(?, c.stage_fp) AND c.usd > 0 AND json_array_length(c.served_rows) > 0 "
-        "AND list_contains(?, r.row_id)", [version.fingerprints, sorted(shares)]).fetchall()
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for stage, model, call_id, row, usd in rows:
-        g = groups.setdefault((stage, model), {"via": via, "stage": stage, "model": model, "calls": set(),
-                                               "rows": set(), "usd": 0.0})
-        g["calls"].add(call_id)
-        g["rows"].add(row)
-        g["usd"] += usd * shares[row]
-    order = {s["name"]: i for i, s in enumerate(version.stages)}
-    out = [{**g, "calls": len(g["calls"]), "rows": len(g["rows"])} for g in groups.values()]
-    return sorted(out, key=lambda g: (order.get(g["stage"].split(":")[0], len(order)), g["stage"], g["model"]))
-
-
 def _assign(row: str, usd: float, lin: Lineage, survivors: dict[str, int],
-            own: dict[str, float], pushed: dict[str, float], trace: list | None = None) -> float:
-    """Put ``usd`` on ``row`` (shared by its survivors) or hand it up; returns what found no home.
-    ``trace`` (when given) receives (row, ancestor, dollars per survivor) for each hand-up."""
+            own: dict[str, float], pushed: dict[str, float]) -> float:
+    """Put ``usd`` on ``row`` (shared by its survivors) or hand it up; returns what found no home."""
     if survivors.get(row):
         own[row] += usd / survivors[row]
         return 0.0
@@ -162,8 +132,6 @@ def _assign(row: str, usd: float, lin: Lineage, survivors: dict[str, int],
             for p in ps:
                 if survivors.get(p):
                     pushed[p] += amount / len(ps) / survivors[p]
-                    if trace is not None:
-                        trace.append((row, p, amount / len(ps) / survivors[p]))
                 else:
                     nxt[p] += amount / len(ps)
         frontier = nxt

@@ -174,3 +174,10 @@ def test_the_dearest_examples_are_explained_to_the_cent(persd_store):
             assert sum(g["usd"] for g in e["lineage"] if g["via"] == via) == pytest.approx(total, rel=1e-9, abs=1e-15)
     assert any(g["via"] == "discarded siblings" and g["stage"] == "student_attempt" for e in top for g in e["lineage"])
     assert sum(b["count"] for b in data["examples"]["histogram"]) == data["rows"]
+
+
+def test_sql_costs_equal_the_walk_on_a_persd_corpus(persd_store):
+    from tests.compiler.test_cost import _same_costs
+
+    fast, _ = _same_costs(persd_store, "persd-report")
+    assert len({e["variant"] for e in fast["examples"]}) > 2 and any(e["siblings_usd"] for e in fast["examples"])
