@@ -4,12 +4,14 @@ so a corpus of 100k examples is costed without loading its lineage into Python.
 
 The steps, each a temporary table dropped at the end:
 
+- ``rows``: (row_id, parent_ids) of every stage output of the version, read once;
 - ``edges``: (child, parent) of every stage output of the version, self-references removed; rows that
   a call served but no stage kept (a failed request) hang from their task's first row, found through
   the rejections table;
 - ``anc``: (example, ancestor) for every kept example, itself included (a recursive query);
   ``surv``: per row, its number of kept descendants (its *survivors*);
-- ``direct``: dollars per served row (each call's cost split evenly over the rows it served);
+- ``calls``: each paid call's dollars split evenly over the rows it served; ``direct``: their sum
+  per served row;
 - ``push``: each served row without survivors hands its dollars up, split evenly over its parents,
   until a row with survivors takes them (``done``) or a root without survivors loses them;
 - an example pays, over its ancestors, their own dollars and what was handed up to them, each divided
@@ -58,24 +60,23 @@ def _columns(store: Store, fp: str) -> set[str]:
 
 def _tables(t: _Temp, store: Store, version: Version) -> None:
     fps = version.fingerprints
-    rows = " UNION ALL ".join(f"SELECT row_id, parent_ids FROM {outputs.table_name(fp)}" for fp in fps)
-    t.make("nodes", f"SELECT row_id, list(parent_ids) AS ps FROM ({rows}) GROUP BY row_id")
+    rows = t.make("rows", " UNION ALL ".join(f"SELECT row_id, parent_ids FROM {outputs.table_name(fp)}" for fp in fps))
     first = fps[0]
     task = "task_id" if "task_id" in _columns(store, first) else "NULL"
     t.make("roots", f"SELECT {task} AS task_id, min(row_id) AS root FROM {outputs.table_name(first)} "
                     f"WHERE {task} IS NOT NULL GROUP BY 1")
-    t.make("direct", "SELECT r.row_id, sum(c.usd / json_array_length(c.served_rows)) AS usd FROM llm_calls c, "
-                     "unnest(json_extract_string(c.served_rows, '$[*]')) AS r(row_id) "
-                     "WHERE list_contains(?, c.stage_fp) AND c.usd > 0 AND json_array_length(c.served_rows) > 0 "
-                     "GROUP BY r.row_id", [fps])
+    t.make("calls", "SELECT c.call_id, c.stage, c.model, r.row_id, c.usd / json_array_length(c.served_rows) AS usd "
+                    "FROM llm_calls c, unnest(json_extract_string(c.served_rows, '$[*]')) AS r(row_id) "
+                    "WHERE list_contains(?, c.stage_fp) AND c.usd > 0 AND json_array_length(c.served_rows) > 0", [fps])
+    t.make("direct", f"SELECT row_id, sum(usd) AS usd FROM {t['calls']} GROUP BY row_id")
     t.make("edges", f"""
         SELECT DISTINCT child, parent FROM (
-          SELECT row_id AS child, unnest(flatten(ps)) AS parent FROM {t['nodes']}
+          SELECT row_id AS child, unnest(parent_ids) AS parent FROM {rows}
           UNION ALL
           SELECT o.row_id, r.root FROM (
             SELECT j.row_id, any_value(j.task_id) AS task_id FROM rejections j
             WHERE list_contains(?, j.fingerprint) AND j.row_id IN (
-              SELECT row_id FROM {t['direct']} WHERE row_id NOT IN (SELECT row_id FROM {t['nodes']}))
+              SELECT row_id FROM {t['direct']} d WHERE NOT EXISTS (SELECT 1 FROM {rows} x WHERE x.row_id = d.row_id))
             GROUP BY j.row_id) o JOIN {t['roots']} r USING (task_id))
         WHERE parent IS NOT NULL AND parent <> child""", [fps])
     final = outputs.positioned(store, version.fingerprint)
@@ -135,24 +136,21 @@ def per_example_sql(store: Store, version: Version, explain: int = 0) -> dict[st
 
 def _explain(t: _Temp, store: Store, version: Version, top: list[dict[str, Any]]) -> None:
     t.make("top", "SELECT unnest(?::VARCHAR[]) AS f", [[e["row_id"] for e in top]])
-    t.make("calls", "SELECT c.call_id, c.stage, c.model, r.row_id, c.usd / json_array_length(c.served_rows) AS usd "
-                    "FROM llm_calls c, unnest(json_extract_string(c.served_rows, '$[*]')) AS r(row_id) "
-                    "WHERE list_contains(?, c.stage_fp) AND c.usd > 0 AND json_array_length(c.served_rows) > 0",
-           [version.fingerprints])
     shares = {   # per example: (row the calls served, fraction of that row's dollars the example pays)
-        "ancestors": f"SELECT a.f, a.r AS row_id, 1.0 / s.n AS share FROM {t['anc']} a JOIN {t['top']} USING (f) "
-                     f"JOIN {t['surv']} s ON s.r = a.r",
-        "discarded siblings": f"SELECT a.f, p.origin AS row_id, sum(p.amount / s.n / d.usd) AS share "
-                              f"FROM {t['push']} p JOIN {t['anc']} a ON a.r = p.r JOIN {t['top']} USING (f) "
-                              f"JOIN {t['surv']} s ON s.r = p.r JOIN {t['direct']} d ON d.row_id = p.origin "
-                              "WHERE p.done GROUP BY a.f, p.origin",
+        "ancestors": t.make("own_share", f"SELECT a.f, a.r AS row_id, 1.0 / s.n AS share FROM {t['anc']} a "
+                                         f"JOIN {t['top']} USING (f) JOIN {t['surv']} s ON s.r = a.r"),
+        "discarded siblings": t.make("sibling_share", f"""
+            SELECT a.f, p.origin AS row_id, sum(p.amount / s.n / d.usd) AS share
+            FROM {t['push']} p JOIN {t['anc']} a ON a.r = p.r JOIN {t['top']} USING (f)
+            JOIN {t['surv']} s ON s.r = p.r JOIN {t['direct']} d ON d.row_id = p.origin
+            WHERE p.done GROUP BY a.f, p.origin"""),
     }
     order = {s["name"]: i for i, s in enumerate(version.stages)}
     found: dict[str, list[dict[str, Any]]] = {e["row_id"]: [] for e in top}
-    for via, sql in shares.items():
+    for via, table in shares.items():
         for f, stage, model, n, k, usd in store.con.execute(
                 f"SELECT w.f, c.stage, c.model, count(DISTINCT c.call_id), count(DISTINCT c.row_id), "
-                f"sum(c.usd * w.share) FROM ({sql}) w JOIN {t['calls']} c USING (row_id) GROUP BY 1, 2, 3").fetchall():
+                f"sum(c.usd * w.share) FROM {table} w JOIN {t['calls']} c USING (row_id) GROUP BY 1, 2, 3").fetchall():
             found[f].append({"via": via, "stage": stage, "model": model, "calls": int(n), "rows": int(k), "usd": float(usd)})
     for ex in top:
         ex["lineage"] = sorted(found[ex["row_id"]], key=lambda g: (
