@@ -181,3 +181,40 @@ def test_sql_costs_equal_the_walk_on_a_persd_corpus(persd_store):
 
     fast, _ = _same_costs(persd_store, "persd-report")
     assert len({e["variant"] for e in fast["examples"]}) > 2 and any(e["siblings_usd"] for e in fast["examples"])
+
+
+# Funnels shaped as the AMR-Evol, SODA and AKD packages compute them for `distillc show`.
+OTHER_FUNNELS = {
+    "amr_evol": {"instructions": {"seed": 4, "depth": 3}, "direct_answers": 7,
+                 "decomposition": {"answers": 7, "specs": 15, "specs_per_answer": 2.14, "unparsable_specs": 1, "no_specs": 0},
+                 "retrieval": {"rows": 7, "hit_rate": 1.0, "modules_per_row": 3.0, "best_score_mean": 0.8123, "horizon": 12},
+                 "evolved_answers": 6, "self_test": {"labelled": 6, "passed": 5}, "repaired": None,
+                 "database": {"before": 2, "seeded": 10, "at_retrieval": 12, "grown": 4, "after": 16},
+                 "cost": {"evolve_response": {"calls": 7, "usd": 0.0012}}},
+    "soda": {"cycles": [{"cycle": k, "questions": 8, "questions_kept": 6, "questions_dropped": {"judge_unparsed": 1},
+                         "pairs_kept": 5, "pairs_dropped": {"no_fault": 1},
+                         "judge_scores": {str(b): (b + k) % 3 for b in range(7)}, "judge_unparsed": 1,
+                         "tiers": {"easy": 2, "medium": 3, "hard": 1}, "new_questions": {"easy": 1, "medium": 2, "hard": 3},
+                         "new_questions_dropped": {}, "cost": {}, "usd": 0.002 * k} for k in (1, 2)],
+             "kept": {"SODA": 10}},
+    "akd": {"tasks": 9, "answers": 8, "failed": 1, "with_topk": 8, "dropped": {"failed_tests": 2}, "kept": {"AKD": 6}},
+}
+
+
+def test_every_method_panel_draws(persd_store, tmp_path, browser):
+    from compiler.report_html import render_html, report_data
+
+    with Store.open_readonly(str(persd_store)) as st:
+        data = report_data(st, resolve(st, "persd-report"))
+    data["methods"].update(OTHER_FUNNELS)
+    out = tmp_path / "all.html"
+    out.write_text(render_html(data), encoding="utf-8")
+    browser.open(out.as_uri())
+    assert browser.errors() == []
+    drawn = {c["id"] for c in chart_sizes(browser) if c["width"] > 0 and c["height"] > 0 and c["shapes"] > 0}
+    assert {"chart-persd", "chart-amr-evol", "chart-soda-tiers", "chart-soda-judge", "chart-akd"} <= drawn
+    text = browser.text()
+    for title in ("PERsD", "AMR-Evol", "SODA", "AKD"):
+        assert f"\n{title}\n" in text
+    assert "before\tseeded\tat retrieval\tgrown\tafter\n2\t10\t12\t4\t16" in text      # module database growth
+    assert "0.8123" in text and "failed_tests\t2" in text and "judge_unparsed: 1" in text
