@@ -89,7 +89,7 @@ def build_store(n: int, work: Path) -> Path:
 
 def time_report(store: Path, out: Path) -> dict:
     from compiler.commands.diff import compare
-    from compiler.report_html import render_html, report_data, timed_parts
+    from compiler.report_html import render_html, report_data
     from compiler.store.db import Store
     from compiler.store.versions import resolve
 
@@ -105,7 +105,7 @@ def time_report(store: Path, out: Path) -> dict:
         t3 = time.perf_counter()
         compare(st, version, version)
         diff_s = time.perf_counter() - t3
-    return {"rows": version.rows, "data_s": t1 - t0, "render_s": t2 - t1, "parts": timed_parts(data),
+    return {"rows": version.rows, "data_s": t1 - t0, "render_s": t2 - t1, "parts": data["timings"],
             "mb": out.stat().st_size / 1e6, "diff_s": diff_s}
 
 

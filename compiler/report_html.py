@@ -16,9 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from compiler.report_panels import Html, chart_block, esc, fine_usd, method_panels, page, section, table
-
 from compiler.commands.common import money
+from compiler.report_panels import Html, chart_block, esc, fine_usd, method_panels, page, section, table
 from compiler.store.db import Store
 from compiler.store.versions import Version
 
@@ -53,10 +52,6 @@ def report_data(store: Store, version: Version, *, benchmark: str | None = None)
         "diff": timed("diff", _diff, store, version),
         "timings": timings,
     }
-
-
-def timed_parts(data: dict[str, Any]) -> dict[str, float]:
-    return dict(data["timings"])
 
 
 def _cost(store: Store, version: Version) -> dict[str, Any]:
