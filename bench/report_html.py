@@ -146,7 +146,7 @@ def main() -> None:
         r = time_report(store, work / "report.html")
         print(f"report_data: {r['data_s']:.2f} s for {r['rows']} kept rows ("
               + ", ".join(f"{k} {v:.2f} s" for k, v in r["parts"].items()) + ")")
-        print(f"render_html: {r['render_s']:.2f} s")
+        print(f"render_html: {r['render_s']:.2f} s (report_data + render_html: {r['data_s'] + r['render_s']:.2f} s)")
         print(f"diff:        {r['diff_s']:.2f} s for the version against itself (the report diffs against the "
               "previous version; this one is the first)")
         print(f"page size:   {r['mb']:.3f} MB (target {MAX_MB:g} MB: {r['mb'] / MAX_MB:.1%} of it)")

@@ -218,3 +218,18 @@ def test_every_method_panel_draws(persd_store, tmp_path, browser):
         assert f"\n{title}\n" in text
     assert "before\tseeded\tat retrieval\tgrown\tafter\n2\t10\t12\t4\t16" in text      # module database growth
     assert "0.8123" in text and "failed_tests\t2" in text and "judge_unparsed: 1" in text
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_file(persd_store, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import compiler.commands.report as report
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(report.os, "replace", full)
+    r = run_cli("report", "persd-report", "--html", tmp_path / "x.html", "--store", persd_store)
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "x.html: cannot write the report (No space left on device)" in r.err
+    assert list(tmp_path.iterdir()) == []                  # the temporary file is gone too
