@@ -39,16 +39,20 @@ def _scope_ids(svg: str, key: str) -> str:
 
 
 def _bar(values: list[dict[str, Any]], *, y: str, x: str, x_title: str, color: str | None = None,
-         sort: list[str] | None = None, height_per_bar: int = 22, first: str | None = None) -> dict[str, Any]:
-    """A horizontal bar chart (stacked by ``color`` when given), one band per distinct ``y``."""
+         sort: list[str] | None = None, height_per_bar: int = 22, first: str | list[str] | None = None,
+         counts: bool = True) -> dict[str, Any]:
+    """A horizontal bar chart (stacked by ``color`` when given, its parts in the order ``first`` names,
+    then the rest sorted), one band per distinct ``y``; ``counts``: whole-number ticks."""
     bands = len({v[y] for v in values}) or 1
+    axis = {"tickMinStep": 1, "format": "d"} if counts else {}
     enc: dict[str, Any] = {
         "y": {"field": y, "type": "nominal", "sort": sort or "-x", "title": None},
-        "x": {"field": x, "type": "quantitative", "title": x_title, "stack": "zero"},
+        "x": {"field": x, "type": "quantitative", "title": x_title, "stack": "zero", "axis": axis},
         "tooltip": [{"field": y}, {"field": x}] + ([{"field": color}] if color else []),
     }
     if color:
-        domain = list(dict.fromkeys(([first] if first else []) + sorted({v[color] for v in values})))
+        lead = [first] if isinstance(first, str) else list(first or [])
+        domain = list(dict.fromkeys(lead + sorted({v[color] for v in values})))
         enc["color"] = {"field": color, "type": "nominal", "title": None, "scale": {**_PALETTE, "domain": domain},
                         "legend": {"orient": "bottom", "columns": 3}}
         enc["order"] = {"field": "_order", "type": "quantitative"}
@@ -72,14 +76,14 @@ def funnel(stages: list[dict[str, Any]], fmt: Format = "svg") -> str | bytes:
 def cost_by_stage(groups: list[dict[str, Any]], fmt: Format = "svg") -> str | bytes:
     """Dollars per ledger stage label, in the order given. ``groups``: [{stage, usd}]."""
     values = [{"stage": g["stage"], "usd": float(g["usd"])} for g in groups]
-    return render(_bar(values, y="stage", x="usd", x_title="USD", sort=[g["stage"] for g in groups]),
+    return render(_bar(values, y="stage", x="usd", x_title="USD", sort=[g["stage"] for g in groups], counts=False),
                   fmt, key="cost-stage")
 
 
 def cost_by_model(groups: list[dict[str, Any]], fmt: Format = "svg") -> str | bytes:
     """Dollars per model. ``groups``: [{model, usd}]."""
     values = [{"model": g["model"], "usd": float(g["usd"])} for g in groups]
-    return render(_bar(values, y="model", x="usd", x_title="USD"), fmt, key="cost-model")
+    return render(_bar(values, y="model", x="usd", x_title="USD", counts=False), fmt, key="cost-model")
 
 
 def cost_histogram(bins: list[dict[str, Any]], fmt: Format = "svg") -> str | bytes:
@@ -106,10 +110,11 @@ def counts(title: str, items: dict[str, int | float], key: str, fmt: Format = "s
 
 
 def grouped(values: list[dict[str, Any]], *, group: str, part: str, n: str, title: str, key: str,
-            fmt: Format = "svg") -> str | bytes:
-    """Stacked counts per group (SODA's tiers or judge scores per cycle, AMR-Evol's module database)."""
+            parts: list[str] | None = None, fmt: Format = "svg") -> str | bytes:
+    """Stacked counts per group, parts in the order ``parts`` gives (SODA's tiers or judge scores per
+    cycle)."""
     sort = list(dict.fromkeys(v[group] for v in values))
-    return render(_bar(values, y=group, x=n, x_title=title, color=part, sort=sort), fmt, key=key)
+    return render(_bar(values, y=group, x=n, x_title=title, color=part, sort=sort, first=parts), fmt, key=key)
 
 
 def pass_at_k(points: list[dict[str, Any]], fmt: Format = "svg") -> str | bytes:

@@ -161,8 +161,7 @@ def render_html(data: dict[str, Any]) -> str:
                 chart_block("chart-cost-model", charts.cost_by_model(data["cost"]["by_model"])),
                 _cost_table(data["cost"]["by_model"], "model")),
         section("per-example", "Cost per kept example",
-                chart_block("chart-cost-hist", charts.cost_histogram(ex["histogram"])) if ex["histogram"] else
-                Html("<p>No kept examples.</p>"), _example_stats(ex), _top_examples(ex["top"])),
+                _histogram(ex), _example_stats(ex), _top_examples(ex["top"])),
         section("variants", "Variants",
                 chart_block("chart-variants", charts.variant_sizes(data["variants"])) if data["variants"] else
                 Html(f"<p>One training set of {data['rows']} records (no variants).</p>"),
@@ -172,6 +171,17 @@ def render_html(data: dict[str, Any]) -> str:
         _diff_section(data["diff"], data["ref"]),
     ]
     return page(f"{data['ref']}: distillc report", parts)
+
+
+def _histogram(ex: dict[str, Any]) -> Html:
+    from compiler import charts
+
+    bins = ex["histogram"]
+    if not bins:
+        return Html("<p>No kept examples.</p>")
+    if len(bins) == 1:
+        return Html(f"<p>Every kept example cost the same: {esc(fine_usd(bins[0]['lo']))}.</p>")
+    return chart_block("chart-cost-hist", charts.cost_histogram(bins))
 
 
 def _summary(data: dict[str, Any]) -> Html:
@@ -227,6 +237,8 @@ def _example_stats(ex: dict[str, Any]) -> Html:
 def _top_examples(top: list[dict[str, Any]]) -> Html:
     if not top:
         return Html("")
+    if not any(e["usd"] for e in top):
+        return Html("<p>No kept example cost anything: every call was free (or answered from the cache).</p>")
     out = [f"<h3>The {len(top)} most expensive examples, and why</h3>",
            "<p>Each example pays its share of its ancestors' calls (split over the rows a call served, then over "
            "the row's kept descendants), its share of discarded siblings, and of the cost no example kept.</p>"]
@@ -240,7 +252,7 @@ def _top_examples(top: list[dict[str, Any]]) -> Html:
             rows.append(["tasks that kept nothing", "", "", "", "", fine_usd(e["unattributed_usd"])])
         out.append(f"<p>ancestors {esc(fine_usd(e['ancestors_usd']))} · discarded siblings "
                    f"{esc(fine_usd(e['siblings_usd']))} · unattributed {esc(fine_usd(e['unattributed_usd']))}</p>")
-        out.append(str(table(["paid for", "stage", "model", "calls", "rows", "usd"], rows)) + "</div>")
+        out.append((str(table(["paid for", "stage", "model", "calls", "rows", "usd"], rows)) if rows else "") + "</div>")
     return Html("\n".join(out))
 
 

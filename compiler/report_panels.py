@@ -171,7 +171,8 @@ def soda_panel(f: dict[str, Any]) -> str:
     parts = []
     if cycles:
         parts += [chart_block("chart-soda-tiers", charts.grouped(tiers, group="cycle", part="tier", n="questions",
-                                                                 title="questions by tier", key="soda-tiers")),
+                                                                 title="questions by tier", key="soda-tiers",
+                                                                 parts=["easy", "medium", "hard"])),
                   chart_block("chart-soda-judge", charts.grouped(scores, group="cycle", part="score", n="questions",
                                                                  title="judge score", key="soda-judge"))]
     reasons = lambda d: ", ".join(f"{k}: {n}" for k, n in sorted(d.items(), key=lambda kv: -kv[1])) or "—"  # noqa: E731
