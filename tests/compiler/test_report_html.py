@@ -233,3 +233,31 @@ def test_a_failed_write_is_one_line_and_leaves_no_file(persd_store, tmp_path, mo
     assert r.code == 1 and len(r.err.strip().splitlines()) == 1, r.err
     assert "x.html: cannot write the report (No space left on device)" in r.err
     assert list(tmp_path.iterdir()) == []                  # the temporary file is gone too
+
+
+def test_a_corpus_that_cost_nothing(make_recipe, teacher_server, store, tmp_path, browser):
+    recipe = make_recipe(text=f"""\
+        name: free
+        sources:
+          - kind: jsonl
+            path: {STARTER}
+            limit: 3
+        teacher:
+          backend: openai
+          model: free-model
+          base_url: {teacher_server.url}
+          prices: {{input: 0, output: 0}}
+        stages:
+          - uses: teacher_answer
+          - uses: extract_code
+          - uses: execute
+          - uses: format
+        """)
+    assert run_cli("compile", recipe, "--store", store).code == 0
+    out = tmp_path / "free.html"
+    assert run_cli("report", "free", "--html", out, "--store", store).code == 0
+    browser.open(out.as_uri())
+    assert browser.errors() == []
+    text = browser.text()
+    assert "Every kept example cost the same: $0.00." in text and "No kept example cost anything" in text
+    assert "chart-cost-hist" not in {c["id"] for c in chart_sizes(browser)}
