@@ -1,6 +1,9 @@
 """The dataset card of a published corpus version: what it holds, how it was made (the recipe), where
 its tasks came from and under which licences, the funnel per stage, what it cost, the models, the
-decontamination report, lineage and library versions. Everything is read from the store."""
+decontamination report, lineage and library versions. Everything is read from the store.
+
+The funnel and the cost per stage are also drawn as PNG images (offline, by :mod:`compiler.charts`),
+uploaded beside the README under ``images/`` and referenced from the card by relative path."""
 
 from __future__ import annotations
 
@@ -65,6 +68,21 @@ def card_data(store: Store, version: Version) -> dict[str, Any]:
     }
 
 
+IMAGES = {"funnel": "images/funnel.png", "cost_by_stage": "images/cost_by_stage.png"}
+
+
+def card_images(data: dict[str, Any]) -> dict[str, bytes]:
+    """The card's charts as PNG files, by their path in the upload."""
+    from compiler import charts
+
+    return {IMAGES["funnel"]: charts.funnel(data["funnel"], fmt="png"),
+            IMAGES["cost_by_stage"]: charts.cost_by_stage(data["cost"]["groups"], fmt="png")}
+
+
+def _image(images: dict[str, str], name: str, alt: str) -> str:
+    return f"\n![{alt}]({images[name]})\n" if name in images else ""
+
+
 def _header(data: dict[str, Any], files: dict[str, list[str]]) -> str:
     v: Version = data["version"]
     configs = [{"config_name": name, "data_files": [{"split": "train", "path": paths}]}
@@ -82,8 +100,10 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_card(data: dict[str, Any], files: dict[str, list[str]]) -> str:
+def render_card(data: dict[str, Any], files: dict[str, list[str]], images: dict[str, str] | None = None) -> str:
+    """The README; ``images`` maps chart names (keys of :data:`IMAGES`) to their relative paths."""
     v: Version = data["version"]
+    images = images or {}
     recipe, cost, ex = v.recipe, data["cost"], data["examples"]
     parts = [_header(data, files), f"# {v.corpus} — version {v.version}\n",
              (recipe.get("description") or "") + "\n",
@@ -102,7 +122,7 @@ def render_card(data: dict[str, Any], files: dict[str, list[str]]) -> str:
              _table(["role", "backend", "model", "revision"],
                     [[role, m["backend"], m["model"], m.get("revision") or ""] for role in ("teacher", "student", "judge")
                      if (m := recipe.get(role))]),
-             "\n## Funnel per stage\n",
+             "\n## Funnel per stage\n", _image(images, "funnel", "Rows kept and dropped (by reason) per stage"),
              _table(["stage", "uses", "rows in", "rows out", "dropped", "LLM calls", "usd"],
                     [[s["name"], s["uses"], s["rows_in"], s["rows_out"],
                       ", ".join(f"{k}: {n}" for k, n in s["dropped"].items()) or "—", s["llm_calls"], money(s["usd"])]
@@ -113,6 +133,7 @@ def render_card(data: dict[str, Any], files: dict[str, list[str]]) -> str:
              f"{cost['total']['cache_hits']} answered from the cache). Per kept example: "
              f"{money(ex['per_example_usd'])} on average, each example carrying its ancestors' cost and its share "
              "of discarded siblings.\n",
+             _image(images, "cost_by_stage", "Cost per stage (USD)"),
              _table(["stage", "calls", "usd"], [[g["stage"], g["calls"], money(g["usd"])] for g in cost["groups"]]),
              "\n" + _table(["variant", "examples", "usd", "mean per example"],
                            [[k, g["examples"], money(g["usd"]), money(g["mean_usd"])] for k, g in ex["by_variant"].items()]),

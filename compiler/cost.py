@@ -76,7 +76,19 @@ def _orphan_roots(store: Store, version: Version, lin: Lineage, rows: set[str]) 
     return {r: lin.task_roots[t] for r, t in found if t in lin.task_roots}
 
 
-def per_example(store: Store, version: Version) -> dict[str, Any]:
+def per_example(store: Store, version: Version, explain: int = 0) -> dict[str, Any]:
+    """Each kept example's dollars (rules in the module docstring), computed in DuckDB
+    (:mod:`compiler.lineage_cost`); with ``explain`` > 0, the ``explain`` dearest examples also get
+    ``lineage``: what they pay, by stage and model, for their ancestors' calls and for discarded
+    siblings'."""
+    from compiler.lineage_cost import per_example_sql
+
+    return per_example_sql(store, version, explain)
+
+
+def per_example_walk(store: Store, version: Version) -> dict[str, Any]:
+    """The same figures as :func:`per_example` by walking the lineage in Python: the readable
+    definition, kept as the reference the SQL is tested against (slow beyond ~10k examples)."""
     lin = load_lineage(store, version)
     direct = ledger.cost_by_row(store.con, version.fingerprints)
     for row, root in _orphan_roots(store, version, lin, set(direct)).items():

@@ -1,5 +1,5 @@
-"""Publish a corpus version to the Hugging Face Hub: one dataset config per variant, the dataset card,
-the recipe and the version record, as one commit per version and a tag ``v<N>``.
+"""Publish a corpus version to the Hugging Face Hub: one dataset config per variant, the dataset card
+with its chart images, the recipe and the version record, as one commit per version and a tag ``v<N>``.
 
 The upload is retry-safe: a version whose tag exists is not uploaded again; a commit that landed
 without its tag (a crash in between) is found by the corpus fingerprint in its message and tagged
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from compiler.card import card_data, render_card, version_json
+from compiler.card import IMAGES, card_data, card_images, render_card, version_json
 from compiler.errors import DistillcError
 from compiler.export import records, variant_order, variants
 from compiler.store.db import Store
@@ -47,7 +47,8 @@ def build_files(store: Store, version: Version) -> dict[str, bytes]:
         files[path] = buf.getvalue()
         layout[name] = [f"data/{name}/*.parquet"]
     data = card_data(store, version)
-    files["README.md"] = render_card(data, {k: v[0] for k, v in layout.items()}).encode("utf-8")
+    files.update(card_images(data))
+    files["README.md"] = render_card(data, {k: v[0] for k, v in layout.items()}, IMAGES).encode("utf-8")
     files["distillc/recipe.yaml"] = version.recipe_yaml.encode("utf-8")
     files["distillc/version.json"] = version_json(data).encode("utf-8")
     return files
@@ -96,7 +97,7 @@ def upload(api: Any, repo: str, version: Version, files: dict[str, bytes], *, pr
         commit_id = landed.commit_id
     else:
         existing = with_retries(lambda: api.list_repo_files(repo, repo_type="dataset"), "list_repo_files", sleep)
-        stale = [p for p in existing if p.startswith("data/") and p not in files]
+        stale = [p for p in existing if p.startswith(("data/", "images/")) and p not in files]
         ops = [CommitOperationDelete(path_in_repo=p) for p in stale]
         ops += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c) for p, c in sorted(files.items())]
         message = f"{version.corpus}@{version.version} {marker}"

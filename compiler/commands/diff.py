@@ -27,21 +27,27 @@ def _contents(frame) -> dict[str, str]:
             for r in frame.iter_rows(named=True)}
 
 
+def compare(store, a, b, limit: int = 10) -> dict:
+    """Counts of rows added, removed, changed and unchanged from version ``a`` to ``b``, and the first
+    ``limit`` row ids of each kind."""
+    from compiler.store.outputs import load_output
+
+    old, new = _contents(load_output(store, a.fingerprint)), _contents(load_output(store, b.fingerprint))
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+    return {"old": a.ref, "new": b.ref, "added": len(added), "removed": len(removed), "changed": len(changed),
+            "unchanged": len(set(old) & set(new)) - len(changed),
+            "examples": {"added": added[:limit], "removed": removed[:limit], "changed": changed[:limit]}}
+
+
 def run(args: argparse.Namespace) -> int:
     from compiler.store.db import Store
-    from compiler.store.outputs import load_output
     from compiler.store.versions import resolve
 
     with Store.open_readonly(store_path(args)) as store:
         a, b = resolve(store, args.old), resolve(store, args.new)
-        old, new = _contents(load_output(store, a.fingerprint)), _contents(load_output(store, b.fingerprint))
-    added = sorted(set(new) - set(old))
-    removed = sorted(set(old) - set(new))
-    changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
-    out = {"old": a.ref, "new": b.ref, "added": len(added), "removed": len(removed), "changed": len(changed),
-           "unchanged": len(set(old) & set(new)) - len(changed),
-           "examples": {"added": added[:args.limit], "removed": removed[:args.limit],
-                        "changed": changed[:args.limit]}}
+        out = compare(store, a, b, args.limit)
     if args.json:
         print_json(out)
         return 0

@@ -9,22 +9,35 @@ The accuracy loss (the AKD paper's metric, METHODS §4(e)) sets a model against 
 ``(pass@1 teacher − pass@1 model) / pass@1 teacher`` on the same benchmark, with a comparable run of
 the teacher. The teacher is ``--teacher`` when given (then every other model gets the figure: the
 untrained student's included), else the one a distilled model's training record names.
+
+With ``CORPUS[@V]`` the table keeps the runs of models trained on that corpus (on that version when
+``@V`` is given). With ``--html OUT.html`` it writes instead one self-contained page auditing the corpus
+version (:mod:`compiler.report_html`): funnel, cost per stage, model and kept example, variants, the
+method's panel, these eval runs and the changes since the previous version. The page is written to a
+temporary file beside ``OUT.html`` and renamed, so a failed report leaves no file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from compiler.commands.common import add_json, add_store, print_json, print_table, store_path
+from compiler.errors import DistillcError, UsageError
 
 NAME = "report"
-HELP = "compare eval runs across corpus versions and students in a table"
-EXAMPLE = "distillc report --benchmark humaneval"
+HELP = "compare eval runs across corpus versions and students; --html: a self-contained report of a corpus version"
+EXAMPLE = "distillc report quickstart --html quickstart-report.html   # or: distillc report --benchmark humaneval"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref", metavar="CORPUS[@V]", nargs="?", default=None,
+                   help="only eval runs of models trained on this corpus (version); the corpus version of --html")
+    p.add_argument("--html", metavar="OUT.html", default=None,
+                   help="write the HTML report of CORPUS[@V] (the latest version without @V) to this file")
     p.add_argument("--benchmark", choices=("humaneval", "mbpp", "mbpp+"), help="only runs on this benchmark")
     p.add_argument("--teacher", metavar="MODEL", default=None,
                    help="the teacher for the accuracy-loss column, as given to `distillc eval` (default: the "
@@ -123,22 +136,35 @@ def table_rows(runs: list, ks: list[str], bases: dict[tuple, Any], losses: dict[
     return rows
 
 
+def of_corpus(runs: list, ref: str | None) -> list:
+    """The runs of models trained on ``CORPUS[@V]`` (all runs without a ref)."""
+    if ref is None:
+        return runs
+    from compiler.store.versions import parse_ref
+
+    corpus, version = parse_ref(ref)
+    return [r for r in runs if r.corpus == corpus and (version is None or r.version == version)]
+
+
 def run(args: argparse.Namespace) -> int:
     from compiler.store.db import Store
     from compiler.store.evalruns import list_runs
 
+    if args.html is not None:
+        return write_html(args)
     with Store.open_readonly(store_path(args)) as store:
         runs = list_runs(store, benchmark=args.benchmark)
     bases = base_runs(runs)
     losses = {r.run_id: accuracy_loss(r, runs, args.teacher) for r in runs}
-    runs = sorted(runs, key=sort_key)
+    runs = sorted(of_corpus(runs, args.ref), key=sort_key)
     ks = all_ks(runs)
     if args.json:
         print_json({"benchmark": args.benchmark, "runs": [
             {**r.to_dict(), "delta_pass@1": delta(r, bases), "accuracy_loss": losses[r.run_id]} for r in runs]})
         return 0
     if not runs:
-        print("no eval runs yet: run `distillc eval MODEL --benchmark humaneval` first")
+        what = f" of models trained on {args.ref}" if args.ref else ""
+        print(f"no eval runs{what} yet: run `distillc eval MODEL --benchmark humaneval` first")
         return 0
     headers = ["benchmark", "corpus", "student", "model", "format", "n", "T", "problems", *ks, "Δpass@1",
                "acc.loss", "pass@1 by step", "run", "created"]
@@ -149,3 +175,44 @@ def run(args: argparse.Namespace) -> int:
     if any(r.corpus and not r.linked for r in runs):
         print("\n(?) the corpus version named by the model's training record is not in this store")
     return 0
+
+
+def write_html(args: argparse.Namespace) -> int:
+    """The HTML report of one corpus version, written whole or not at all."""
+    from compiler.report_html import render_html, report_data
+    from compiler.store.db import Store
+    from compiler.store.versions import resolve
+
+    if args.ref is None:
+        raise UsageError("report --html needs a corpus: distillc report CORPUS[@V] --html OUT.html")
+    out = Path(args.html)
+    if not out.parent.is_dir():
+        raise DistillcError(f"{out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise DistillcError(f"{out}: is a directory, expected an .html file path")
+    with Store.open_readonly(store_path(args)) as store:
+        version = resolve(store, args.ref)
+        data = report_data(store, version, benchmark=args.benchmark)
+    page = render_html(data)
+    _write_atomically(out, page)
+    if args.json:
+        print_json({"ref": version.ref, "html": str(out), "bytes": out.stat().st_size})
+    else:
+        print(f"{version.ref}: report written to {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    """Write a temporary file beside ``out``, then rename it: ``out`` is whole or untouched."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise DistillcError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()

@@ -227,3 +227,10 @@ def test_an_empty_store_with_retrieval_but_no_modules_is_refused_and_not_created
     store = tmp_path / "fresh.duckdb"
     r = run_cli("compile", world.recipe("amr-empty"), "--store", store)
     assert r.code == 1 and "the module database holds 0 verified modules" in r.err and not store.exists()
+
+
+def test_per_example_cost_in_sql_equals_the_lineage_walk(world):
+    from tests.compiler.test_cost import _same_costs
+
+    fast, _ = _same_costs(world.store, "amr-test")
+    assert any(e["task_id"].startswith("evol-") for e in fast["examples"])

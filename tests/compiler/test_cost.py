@@ -84,3 +84,33 @@ def test_per_example_conserves_and_charges_discarded_siblings(priced_run):
         assert e["usd"] == pytest.approx(e["ancestors_usd"] + e["siblings_usd"] + e["unattributed_usd"])
     human = run_cli("cost", "priced", "--store", store, "--by", "example")
     assert human.code == 0 and "per kept example" in human.out
+
+
+def _same_costs(store_path, ref):
+    """The SQL per-example costs equal the Python lineage walk's, example by example."""
+    from compiler.cost import per_example, per_example_walk
+    from compiler.store.db import Store
+    from compiler.store.versions import resolve
+
+    with Store.open_readonly(str(store_path)) as st:
+        v = resolve(st, ref)
+        fast, walk = per_example(st, v, explain=3), per_example_walk(st, v)
+    assert [e["row_id"] for e in fast["examples"]] == [e["row_id"] for e in walk["examples"]]
+    for a, b in zip(fast["examples"], walk["examples"]):
+        assert (a["task_id"], a["variant"]) == (b["task_id"], b["variant"])
+        for key in ("usd", "ancestors_usd", "siblings_usd", "unattributed_usd"):
+            assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-18), (a["row_id"], key)
+    assert fast["total_usd"] == pytest.approx(walk["total_usd"], rel=1e-12)
+    assert fast["unattributed_usd"] == pytest.approx(walk["unattributed_usd"], rel=1e-12, abs=1e-18)
+    explained = [e for e in fast["examples"] if "lineage" in e]
+    assert len(explained) == min(3, len(fast["examples"]))
+    for e in explained:
+        paid = sum(g["usd"] for g in e["lineage"])
+        assert paid + e["unattributed_usd"] == pytest.approx(e["usd"], rel=1e-9)
+    return fast, walk
+
+
+def test_sql_per_example_equals_the_lineage_walk(priced_run):
+    store, _, _, hopeless = priced_run
+    fast, _ = _same_costs(store, "priced")
+    assert any(e["siblings_usd"] > 0 for e in fast["examples"]) and fast["examples"][0]["unattributed_usd"] > 0

@@ -179,3 +179,27 @@ def test_bad_repo_and_permanent_errors(published_store, monkeypatch):
     assert r.code == 1 and "403" in r.err and len(r.err.strip().splitlines()) == 1
     with pytest.raises(DistillcError):
         publish.with_retries(lambda: (_ for _ in ()).throw(Forbidden("x")), "op", sleep=lambda s: None)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (after checking the signature)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_card_embeds_its_charts_as_images_beside_the_readme(published_store, tmp_path, monkeypatch):
+    store, _ = published_store
+    out = tmp_path / "dry"
+    assert run_cli("publish", "pub@1", "--repo", "org/pub", "--dry-run", out, "--store", store).code == 0
+    card = (out / "README.md").read_text()
+    for name in ("funnel", "cost_by_stage"):
+        path = f"images/{name}.png"
+        assert f"]({path})" in card                          # referenced by a relative path
+        data = (out / path).read_bytes()
+        width, height = _png_size(data)
+        assert len(data) > 5_000 and width > 400 and height > 80, (path, len(data), width, height)
+    assert card.index("](images/funnel.png)") < card.index("## Cost") < card.index("](images/cost_by_stage.png)")
+    hub = FakeHub()
+    monkeypatch.setattr(publish, "hf_api", lambda token=None: hub)
+    assert run_cli("publish", "pub@1", "--repo", "org/pub", "--store", store).code == 0
+    assert {"images/funnel.png", "images/cost_by_stage.png", "README.md"} <= hub.files

@@ -72,6 +72,8 @@ def test_show_sums_the_rounds(two_rounds, store):
     data = run_cli("show", "persd-test", "--store", store, "--json").json()["persd"]
     assert (data["attempts_passed"], data["attempts_failed"]) == (6 + 1, 4 + 3)
     assert (data["refinements_requested"], data["refinements_passed"]) == (7, 3)
+    assert [(r["round"], r["attempts_passed"], r["refinements"], r["refinements_passed"]) for r in data["rounds"]] == \
+        [(1, 6, 4, 2), (2, 1, 3, 1)]
 
 
 def test_a_checkpoint_per_later_round_is_required(persd_recipe, store):

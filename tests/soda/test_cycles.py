@@ -113,3 +113,10 @@ def test_bad_cycle_settings_are_refused_before_anything_runs(soda_recipe, store,
     r = run_cli("compile", soda_recipe(plan), "--store", store)
     assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and why in r.err, r.err
     assert file_digest(store) is None and sum(s.tally.requests for s in servers.values()) == 0
+
+
+def test_per_example_cost_in_sql_equals_the_lineage_walk(two_cycles, store):
+    from tests.compiler.test_cost import _same_costs
+
+    fast, _ = _same_costs(store, "soda-test")
+    assert fast["examples"] and sum(e["usd"] for e in fast["examples"]) == pytest.approx(fast["total_usd"])

@@ -1,5 +1,7 @@
 """PERsD's funnel for ``distillc show``: tasks attempted, attempts passed and failed, refinements
-requested, parsed and passed, and the records kept per variant (summed over rounds)."""
+requested, parsed and passed, and the records kept per variant (summed over rounds); with
+``persd_rounds``, also per round (``rounds``: attempts passed, refinements that reached the acceptance
+filter, parsed and passed)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def persd_funnel(store: Store, version: Version) -> dict[str, Any] | None:
     passed = sum(d.get("attempt_passed", 0) for d in drops)
     requested = _teacher_requests(store, refine_fps)
     refined = _refinement_rows(store, steps)
+    by_round = _by_round(store, refine_fps, refined) if any(s["uses"] == "persd_rounds" for s in steps) else None
     return {
         "tasks": (outputs.output_info(store, attempts[0]["fingerprint"]) or {}).get("rows_in"),
         "attempts": passed + requested + sum(d.get("no_gold", 0) for d in drops),
@@ -35,7 +38,25 @@ def persd_funnel(store: Store, version: Version) -> dict[str, Any] | None:
         "refinements_parsed": _count_true(refined, "refine_parsed"),
         "refinements_passed": _count_true(refined, "refine_passed"),
         "kept": variant_counts(store, version),
+        **({"rounds": by_round} if by_round is not None else {}),
     }
+
+
+def _by_round(store: Store, fps: list[str], refined: Any) -> list[dict[str, int]]:
+    """Per round: attempts passed (the refine stages' ``attempt_passed`` drops, whose detail names
+    later rounds as ``round <k>:``), and the refinements that reached the acceptance filter."""
+    passed = dict(store.con.execute(
+        "SELECT coalesce(try_cast(regexp_extract(detail, '^round (\\d+):', 1) AS INTEGER), 1), count(*) "
+        "FROM rejections WHERE list_contains(?, fingerprint) AND reason = 'attempt_passed' GROUP BY 1", [fps]).fetchall())
+    counts: dict[int, dict[str, int]] = {}
+    if refined is not None and "round" in refined.columns:
+        for k in refined["round"].drop_nulls().unique().to_list():
+            rows = refined.filter(refined["round"] == k)
+            counts[int(k)] = {"refinements": rows.height, "refinements_parsed": _count_true(rows, "refine_parsed"),
+                              "refinements_passed": _count_true(rows, "refine_passed")}
+    empty = {"refinements": 0, "refinements_parsed": 0, "refinements_passed": 0}
+    return [{"round": k, "attempts_passed": int(passed.get(k, 0)), **counts.get(k, empty)}
+            for k in sorted(set(passed) | set(counts))]
 
 
 def _teacher_requests(store: Store, fps: list[str]) -> int:
