@@ -204,6 +204,7 @@ class StageContext:
         return outputs.load_output(self.store, self.earlier(name).fingerprint)
 
 
+STORE_WAIT_SECONDS = 20.0   # how long a compile waits for a store another process holds (a viewer's read)
 SEED_BITS = 31   # OpenAI-compatible servers and llama.cpp take 32-bit seeds; vLLM and torch any int
 
 
@@ -282,7 +283,7 @@ def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: floa
         ray = RaySession(settings.ray_address)
     existed = Path(store_path).exists()
     try:
-        store = Store.open(store_path)
+        store = Store.open(store_path, wait_seconds=STORE_WAIT_SECONDS)
         store.limit_memory(settings.memory_limit)
     except BaseException:
         if ray is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -57,10 +58,22 @@ class Store:
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Store":
+    def open(cls, path: str | os.PathLike[str], wait_seconds: float = 0.0) -> "Store":
+        """Open for writing (creating and migrating as needed). While another process holds the
+        file (a reader such as ``distillc view`` between its short reads, or another writer), try
+        again for up to ``wait_seconds`` before the "in use" error."""
         path = str(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        store = cls(_connect(path, read_only=False), path, read_only=False)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                con = _connect(path, read_only=False)
+                break
+            except StoreError as exc:
+                if "in use" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+        store = cls(con, path, read_only=False)
         try:
             store.migrate()
             store.recover()

@@ -342,6 +342,28 @@ def test_a_compile_succeeds_while_the_viewer_serves(compiled, tmp_path, student,
         assert index.status_code == 200 and "persd-again@1" in index.text and "persd-test@1" in index.text
 
 
+def test_a_compile_waits_for_a_reader_that_holds_the_store_for_a_moment(compiled, tmp_path, student, teacher):
+    """A viewer's read (or a version's one-off cost computation) holds the file for a moment: a
+    compile that starts then waits for it rather than failing with "in use"."""
+    store = tmp_path / "read.duckdb"
+    shutil.copy(compiled, store)
+    reader = subprocess.Popen([sys.executable, "-c", ("import sys, time; sys.path.insert(0, %r)\n"
+                               "from compiler.store.db import Store\n"
+                               "s = Store.open_readonly(sys.argv[1]); print('reading', flush=True)\n"
+                               "time.sleep(2.0); s.close()\n") % str(ROOT), str(store)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        recipe = write_recipe(tmp_path, student.url, teacher.url, name="persd-waits", limit=2)
+        done = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", str(recipe), "--store", str(store),
+                               "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["version"] == 1
+    finally:
+        reader.kill()
+        reader.wait()
+
+
 # -- bad input -------------------------------------------------------------------------------------
 
 def test_port_in_use_is_one_line(compiled):
