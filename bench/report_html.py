@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,29 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compile_overhead import make_tasks  # noqa: E402
-from bench.compile_scale import compile_once  # noqa: E402
+from bench.corpora import build_corpus  # noqa: E402
 
 MAX_MB, MAX_RENDER_S = 5.0, 3.0
-RECIPE = """\
-name: report-bench
-sources:
-  - kind: jsonl
-    path: {tasks}
-teacher:
-  backend: openai
-  model: loopback-teacher
-  base_url: {url}
-  max_concurrency: 64
-  prices: {{input: 0.15, output: 0.6}}
-stages:
-  - uses: teacher_answer
-  - uses: extract_code
-  - uses: execute
-  - uses: filter
-  - uses: dedup
-  - uses: format
-"""
 
 
 def answer(body: dict) -> str:
@@ -60,31 +39,11 @@ def answer(body: dict) -> str:
     return f"```python\ndef scale_{i}(x):\n{notes}    return {k} * x + {off}\n```"
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from bench.report_html import answer\n"
-            "from tests.loopback import LoopbackServer\n"
-            "s = LoopbackServer(answer=answer).start()\n"
-            "print(s.url, flush=True)\n"
-            "sys.stdin.read()\n") % str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
-
-
 def build_store(n: int, work: Path) -> Path:
-    make_tasks(work / "tasks.jsonl", n)
-    server, url = start_server()
-    try:
-        recipe = work / "report-bench.yaml"
-        recipe.write_text(RECIPE.format(tasks=work / "tasks.jsonl", url=url))
-        store = work / "store.duckdb"
-        wall, out, peak = compile_once(recipe, store, "local")
-        print(f"compile: {n} tasks -> {out['rows']} rows in {wall:.1f} s ({out['llm_calls']} calls, "
-              f"${out['usd']:.4f}; peak {peak:.0f} MiB)", flush=True)
-        return store
-    finally:
-        server.stdin.close()
-        server.wait(10)
+    store, wall, out, peak = build_corpus(n, work, "report-bench", "bench.report_html")
+    print(f"compile: {n} tasks -> {out['rows']} rows in {wall:.1f} s ({out['llm_calls']} calls, "
+          f"${out['usd']:.4f}; peak {peak:.0f} MiB)", flush=True)
+    return store
 
 
 def time_report(store: Path, out: Path) -> dict:
@@ -111,25 +70,15 @@ def time_report(store: Path, out: Path) -> dict:
 
 def browser_load(page: Path) -> tuple[float, int, list[str]]:
     """Seconds to a complete document in headless chromium, charts drawn, console errors."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests.browser import chart_sizes, start_chromium
 
-    from tests.browser import Page, chart_sizes
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = os.environ.get("DISTILLC_CHROMIUM") or shutil.which("chromium") or "chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(os.environ.get("DISTILLC_CHROMEDRIVER") or shutil.which("chromedriver")),
-                              options=options)
+    browser = start_chromium()
     try:
-        browser = Page(driver)
         seconds = browser.open(page.as_uri())
         drawn = sum(1 for c in chart_sizes(browser) if c["width"] > 0 and c["shapes"] > 0)
         return seconds, drawn, browser.errors()
     finally:
-        driver.quit()
+        browser.driver.quit()
 
 
 def main() -> None:

@@ -19,10 +19,8 @@ HTML rows page and their ratio to 200 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,28 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compile_overhead import make_tasks  # noqa: E402  (same tasks)
+from bench.corpora import build_corpus  # noqa: E402
 
 TARGET_MS = 200.0
-RECIPE = """\
-name: viewer-bench
-sources:
-  - kind: jsonl
-    path: {tasks}
-teacher:
-  backend: openai
-  model: loopback-teacher
-  base_url: {url}
-  max_concurrency: 64
-  prices: {{input: 0.15, output: 0.6}}
-stages:
-  - uses: teacher_answer
-  - uses: extract_code
-  - uses: execute
-  - uses: filter
-  - uses: dedup
-  - uses: format
-"""
 
 
 def answer(body: dict) -> str:
@@ -63,38 +42,12 @@ def answer(body: dict) -> str:
     return f"```python\ndef scale_{i}(x):\n    return {k} * x + {off + (1 if i % 7 == 3 else 0)}\n```"
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from bench.viewer_search import answer\n"
-            "from tests.loopback import LoopbackServer\n"
-            "s = LoopbackServer(answer=answer).start()\n"
-            "print(s.url, flush=True)\n"
-            "sys.stdin.read()\n") % str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
-
-
 def build_store(n: int, directory: Path) -> Path:
     """Compile N tasks into ``directory/store.duckdb`` (its own `distillc` process)."""
-    make_tasks(directory / "tasks.jsonl", n)
-    server, url = start_server()
-    try:
-        recipe = directory / "viewer-bench.yaml"
-        recipe.write_text(RECIPE.format(tasks=directory / "tasks.jsonl", url=url))
-        store = directory / "store.duckdb"
-        env = {**os.environ, "OPENAI_API_KEY": "bench", "DISTILLC_PROGRESS": "0"}
-        t0 = time.perf_counter()
-        p = subprocess.run([str(ROOT / ".venv/bin/distillc"), "compile", str(recipe), "--store", str(store), "--json"],
-                           capture_output=True, text=True, env=env)
-        if p.returncode != 0:
-            sys.exit(f"compile failed: {p.stderr.strip()[-2000:]}")
-        out = json.loads(p.stdout)
-        print(f"compiled {n} tasks in {time.perf_counter() - t0:.0f} s: {out['ref']}, {out['rows']} rows, "
-              f"{out['llm_calls']} calls, ${out['usd']:.4f}", flush=True)
-        return store
-    finally:
-        server.stdin.close()
-        server.wait(10)
+    store, wall, out, _ = build_corpus(n, directory, "viewer-bench", "bench.viewer_search")
+    print(f"compiled {n} tasks in {wall:.0f} s: {out['ref']}, {out['rows']} rows, "
+          f"{out['llm_calls']} calls, ${out['usd']:.4f}", flush=True)
+    return store
 
 
 def pick_version(store: Path, ref: str | None) -> tuple[str, int]:

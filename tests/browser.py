@@ -82,18 +82,23 @@ def chart_sizes(page: Page) -> list[dict]:
         return out;""")
 
 
-@pytest.fixture
-def browser():
+class NoBrowser(Exception):
+    """No headless chromium here (the message says what is missing)."""
+
+
+def start_chromium() -> Page:
+    """A headless chromium driven through its chromedriver, as a :class:`Page`; call
+    ``page.driver.quit()`` when done. Raises :class:`NoBrowser` naming what is missing."""
     chromium = os.environ.get("DISTILLC_CHROMIUM") or _find("chromium", "chromium-browser", "google-chrome")
     driver_bin = os.environ.get("DISTILLC_CHROMEDRIVER") or _find("chromedriver")
     if not chromium or not driver_bin:
-        pytest.skip("no headless browser: install Debian's chromium and chromium-driver "
-                    f"(found chromium={chromium or 'missing'}, chromedriver={driver_bin or 'missing'})")
+        raise NoBrowser("no headless browser: install Debian's chromium and chromium-driver "
+                        f"(found chromium={chromium or 'missing'}, chromedriver={driver_bin or 'missing'})")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("selenium is not installed (the dev extra installs it)")
+        raise NoBrowser("selenium is not installed (the dev extra installs it)") from None
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -101,10 +106,18 @@ def browser():
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
-        driver = webdriver.Chrome(service=Service(driver_bin), options=options)
+        return Page(webdriver.Chrome(service=Service(driver_bin), options=options))
     except Exception as exc:  # a browser that cannot start here is a reason to skip, with the reason
-        pytest.skip(f"chromium did not start: {str(exc).splitlines()[0]}")
+        raise NoBrowser(f"chromium did not start: {str(exc).splitlines()[0]}") from None
+
+
+@pytest.fixture
+def browser():
     try:
-        yield Page(driver)
+        page = start_chromium()
+    except NoBrowser as exc:
+        pytest.skip(str(exc))
+    try:
+        yield page
     finally:
-        driver.quit()
+        page.driver.quit()
