@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compile_overhead import answer, make_tasks  # noqa: E402,F401  (same tasks, same answers)
+from bench.compile_overhead import make_tasks  # noqa: E402  (same tasks; the teacher answers with its answer())
 
 RECIPE = """\
 name: scale
@@ -50,14 +50,9 @@ stages:
 
 def start_server() -> tuple[subprocess.Popen, str]:
     """The loopback teacher in a process of its own (answers computed from the task number)."""
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from bench.compile_overhead import answer\n"
-            "from tests.loopback import LoopbackServer\n"
-            "s = LoopbackServer(answer=answer).start()\n"
-            "print(s.url, flush=True)\n"
-            "sys.stdin.read()\n") % str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
+    from bench.corpora import start_teacher
+
+    return start_teacher("bench.compile_overhead")
 
 
 def compile_once(recipe: Path, store: Path, executor: str) -> tuple[float, dict, float]:
