@@ -5,8 +5,9 @@ appended back a partition at a time.
   boundaries (when each task's rows are contiguous; else, like a ``frame`` stage, on all rows); a
   ``frame`` stage sees every row; one that declares ``reads_declared_only`` (``dedup``) gets only the
   columns it declares (plus the row keys).
-- The input is the parent's output, materialised once per stage in a temporary table with a dense
-  ``_pos`` (DuckDB spills it to disk beyond its memory limit), so each partition is a range scan.
+- The input is the parent's output, materialised once per stage (one join at a time down its chain
+  of delta stages) in a temporary table with a dense ``_pos`` (DuckDB spills it to disk beyond its
+  memory limit), so each partition is a range scan.
 - A partition's output is stored as the columns the stage wrote (``delta``) with, per row, the input
   row it carries its other columns from (``_base``: the row itself, or for a new row its first
   parent); a column the stage did not declare but whose values differ from the base rows' (a new
@@ -49,11 +50,40 @@ class Partition:
 
 
 def input_table(store: "Store", step: "Step") -> tuple[str, int]:
-    """The parent's output in a temporary table ordered by a dense ``_pos``; its row count."""
-    name = f"si_{step.fingerprint}"
-    source = outputs.positioned(store, step.parent)
-    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER (ORDER BY {POS}) - 1 "
-                      f"AS {POS}, * EXCLUDE ({POS}) FROM {source} ORDER BY {POS}")
+    """The parent's output in a temporary table with a dense ``_pos`` (0 to rows - 1, in the
+    output's order); its row count.
+
+    The output is first materialised one join at a time (:func:`outputs.materialize`). A stored
+    ``_pos`` is ``part << 32 | index``, the index dense within each part, so the dense key is the
+    part's offset plus the index: a projection, with no sort or window over the whole output
+    (neither spills gracefully at millions of wide rows under DuckDB's memory cap); reads of a
+    range order it themselves. Outputs whose keys are not dense per part (none written by this
+    version) are numbered by a window instead."""
+    import pyarrow as pa
+
+    name, whole = f"si_{step.fingerprint}", f"sw_{step.fingerprint}"
+    outputs.materialize(store, step.parent, whole)
+    try:
+        mask = (1 << outputs.PART_SHIFT) - 1
+        parts = store.con.execute(f"SELECT {POS} >> {outputs.PART_SHIFT}, count(*), max({POS} & {mask}) "
+                                  f"FROM {whole} GROUP BY 1 ORDER BY 1").fetchall()
+        if all(n == top + 1 for _, n, top in parts):
+            starts, total = [], 0
+            for _, n, _ in parts:
+                starts.append(total)
+                total += n
+            store.con.register("_part_offsets", pa.table({"part": [p for p, _, _ in parts], "off": starts}))
+            try:
+                store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT o.off + (s.{POS} & {mask}) "
+                                  f"AS {POS}, s.* EXCLUDE ({POS}) FROM {whole} s JOIN _part_offsets o "
+                                  f"ON s.{POS} >> {outputs.PART_SHIFT} = o.part")
+            finally:
+                store.con.unregister("_part_offsets")
+        else:
+            store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT row_number() OVER (ORDER BY {POS}) "
+                              f"- 1 AS {POS}, * EXCLUDE ({POS}) FROM {whole} ORDER BY {POS}")
+    finally:
+        store.con.execute(f"DROP TABLE IF EXISTS {whole}")
     return name, int(store.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
 

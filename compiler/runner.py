@@ -261,7 +261,7 @@ class RunSettings:
     """How a compile runs (never what it computes): partition size, DuckDB's memory limit."""
 
     partition_rows: int | None = None      # None: sized from each stage's input
-    memory_limit: str = "512MB"            # DuckDB's own buffer memory; beyond it, it spills to disk
+    memory_limit: str = "1GB"              # DuckDB's own buffer memory; beyond it, it spills to disk
     executor: str = "local"                # local | ray
     ray_address: str | None = None
 
@@ -274,7 +274,7 @@ def compile_recipe(recipe_path: str | Path, store_path: str, *, budget_usd: floa
     plan = make_plan(loaded)
     run_preflight(plan, store_path)         # refusals that need the store or the machine, before writing
     settings = RunSettings(partition_rows=partition_rows or loaded.recipe.partition_rows,
-                           memory_limit=os.environ.get("DISTILLC_DUCKDB_MEMORY", "512MB"),
+                           memory_limit=os.environ.get("DISTILLC_DUCKDB_MEMORY", "1GB"),
                            executor=executor or loaded.recipe.executor, ray_address=ray_address)
     ray = None
     if settings.executor == "ray":                # a cluster that does not answer fails before the store opens

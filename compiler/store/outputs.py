@@ -213,6 +213,31 @@ def _positioned_view(store: Store, meta: OutputMeta, parent: str | None) -> str:
             f"LEFT JOIN {positioned(store, parent)} p ON d.{BASE} = p.row_id")
 
 
+def materialize(store: Store, fp: str, name: str) -> None:
+    """A done stage's rows with ``_pos`` (what ``sp_<fp>`` reads) in the temporary table ``name``,
+    built one join at a time: the first stage of its delta chain that is stored whole, then each
+    delta stage's columns joined onto the level below it (a temporary table dropped once used).
+    The views join the whole chain in one query, whose hash tables DuckDB cannot all spill: at a
+    million wide rows under its memory cap that query runs out of memory, one join at a time does
+    not."""
+    chain = []
+    while layout_of(store, fp) == "delta":
+        chain.append(fp)
+        fp = store.con.execute("SELECT parent FROM stage_runs WHERE fingerprint = ?", [fp]).fetchall()[0][0]
+    below = name if not chain else f"{name}_l0"
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {below} AS SELECT * FROM {positioned(store, fp)}")
+    for i, top in enumerate(reversed(chain), start=1):
+        target = name if i == len(chain) else f"{name}_l{i}"
+        columns = json.loads(store.con.execute("SELECT columns FROM stage_outputs WHERE fingerprint = ?",
+                                               [top]).fetchall()[0][0])
+        stored = {r[0] for r in store.con.execute(f"DESCRIBE {data_table(top)}").fetchall()}
+        select = ", ".join(f"d.{q(c)}" if c in stored else f"p.{q(c)}" for c in columns)
+        store.con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT d.{POS}, {select} "
+                          f"FROM {data_table(top)} d LEFT JOIN {below} p ON d.{BASE} = p.row_id")
+        store.con.execute(f"DROP TABLE {below}")
+        below = target
+
+
 def commit_output(store: Store, meta: OutputMeta, frame: pl.DataFrame, rejected: pl.DataFrame | None) -> None:
     """A whole stage in one go (one partition, full layout): rows, rejections, views and marker."""
     rows = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(POS))

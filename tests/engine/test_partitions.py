@@ -85,6 +85,25 @@ def test_a_stage_stores_only_the_columns_it_adds(tmp_path, teacher_server):
     assert layouts["format"] == "full" and layouts["execute"] == "delta" and layouts["sources"] == "full"
 
 
+def test_a_stage_input_is_built_one_join_at_a_time_and_reads_as_the_view(tmp_path, teacher_server):
+    """``materialize`` (the next stage's input, one join per delta stage) holds exactly what the
+    view over the whole chain reads, for every stage of the version, and leaves no temporary table."""
+    compile_recipe(recipe(tmp_path, teacher_server.url), str(tmp_path / "m.duckdb"), partition_rows=3)
+    with Store.open(str(tmp_path / "m.duckdb")) as st:
+        v = resolve(st, "parts")
+        deltas = [s for s in v.stages if outputs.layout_of(st, s["fingerprint"]) == "delta"]
+        assert len(deltas) >= 3                       # a chain: extract_code on teacher_answer on ...
+        for s in v.stages:
+            fp = s["fingerprint"]
+            outputs.materialize(st, fp, "_m")
+            built = st.con.sql("SELECT * FROM _m ORDER BY _pos").pl()
+            viewed = st.con.sql(f"SELECT * FROM {outputs.positioned(st, fp)} ORDER BY _pos").pl()
+            assert built.columns == viewed.columns and built.equals(viewed, null_equal=True), s["name"]
+            st.con.execute("DROP TABLE _m")
+        temps = st.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        assert temps == []
+
+
 def test_the_partition_size_is_not_part_of_the_recipe_identity(tmp_path, teacher_server, store):
     first = compile_recipe(recipe(tmp_path, teacher_server.url), str(store), partition_rows=2)
     again = compile_recipe(recipe(tmp_path, teacher_server.url), str(store), partition_rows=50)
