@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +119,10 @@ def _record(path: str, record: dict[str, Any] | None, make_row) -> dict[str, Any
     from compiler.store.db import Store
     from compiler.store.evalruns import insert_run, link
 
-    deadline = time.monotonic() + STORE_WAIT_SECONDS
-    while True:
-        try:
-            with Store.open(path) as store:
-                linked = link(store, record)
-                insert_run(store, make_row(linked))
-                return linked
-        except StoreError as exc:
-            if "in use" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+    with Store.open(path, wait_seconds=STORE_WAIT_SECONDS) as store:
+        linked = link(store, record)
+        insert_run(store, make_row(linked))
+        return linked
 
 
 def _print_human(run_id: str, report, linked: dict[str, Any]) -> None:

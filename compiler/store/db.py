@@ -85,20 +85,32 @@ class Store:
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str]) -> "Store":
         path = str(path)
+        cls.prepare_for_reading(path)
+        store = cls(_connect(path, read_only=True), path, read_only=True)
+        try:
+            store.check_readable()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def prepare_for_reading(cls, path: str) -> None:
+        """What a reader needs before it opens ``path``: the file exists, and leftover journal
+        segments are folded in."""
         if not Path(path).exists():
             raise StoreError(f"{path}: no store here (compile a recipe first, or pass --store PATH)")
         if journal.segments(journal.journal_dir(path)):
             cls._fold_for_reading(path)
-        store = cls(_connect(path, read_only=True), path, read_only=True)
-        have, head = store.schema_version(), len(migrations())
+
+    def check_readable(self) -> None:
+        """A reader never migrates: the schema must be this distillc's."""
+        have, head = self.schema_version(), len(migrations())
         if have > head:
-            store.close()
-            raise store.newer_error(have, head)
+            raise self.newer_error(have, head)
         if have < head:
-            store.close()
-            raise StoreError(f"{path}: store schema is at {have}, this distillc needs {head}; "
+            raise StoreError(f"{self.path}: store schema is at {have}, this distillc needs {head}; "
                              "run `distillc compile` once to migrate it")
-        return store
 
     @classmethod
     def _fold_for_reading(cls, path: str) -> None:
@@ -196,10 +208,16 @@ class Store:
 def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(path, read_only=read_only)
-    except duckdb.IOException as exc:
-        msg = str(exc).splitlines()[0]
-        if "lock" in msg.lower():
-            raise StoreError(f"{path}: store is in use by another distillc process ({msg})") from None
-        raise StoreError(f"{path}: cannot open store ({msg})") from None
     except duckdb.Error as exc:
-        raise StoreError(f"{path}: not a distillc store ({str(exc).splitlines()[0]})") from None
+        raise opening_error(path, exc) from None
+
+
+def opening_error(path: str, exc: duckdb.Error) -> StoreError:
+    """The one-line error for a store file DuckDB could not open (or attach): in use by another
+    process, unreadable, or not a database."""
+    msg = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.IOException):
+        if "lock" in msg.lower():
+            return StoreError(f"{path}: store is in use by another distillc process ({msg})")
+        return StoreError(f"{path}: cannot open store ({msg})")
+    return StoreError(f"{path}: not a distillc store ({msg})")

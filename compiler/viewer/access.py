@@ -12,21 +12,18 @@ unchanged.
 The checks are those of :meth:`Store.open_readonly`: the file must exist, leftover journal segments
 are folded in first (through a short read-write open, only possible when no writer holds the file),
 and the schema must be the current one. While a writer holds the file, attaching fails and the
-error says the store is "in use", as :func:`compiler.store.db._connect` does.
+error says the store is "in use" (:func:`compiler.store.db.opening_error`, shared with every open).
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
-from compiler.errors import StoreError
-from compiler.store import journal
-from compiler.store.db import Store, migrations
+from compiler.store.db import Store, opening_error
 
 ALIAS = "viewed_store"
 
@@ -48,7 +45,7 @@ class StoreAccess:
             try:
                 cursor.execute(f"USE {ALIAS}")
                 store = Store(cursor, self.path, read_only=True)
-                self._check_schema(store)
+                store.check_readable()
                 yield store
             finally:
                 cursor.close()
@@ -68,28 +65,12 @@ class StoreAccess:
                 self.db.execute(f"DETACH {ALIAS}")
 
     def _attach(self) -> None:
-        if not Path(self.path).exists():
-            raise StoreError(f"{self.path}: no store here (compile a recipe first, or pass --store PATH)")
-        if journal.segments(journal.journal_dir(self.path)):
-            Store._fold_for_reading(self.path)
+        Store.prepare_for_reading(self.path)
         quoted = self.path.replace("'", "''")
         try:
             self.db.execute(f"ATTACH '{quoted}' AS {ALIAS} (READ_ONLY)")
-        except duckdb.IOException as exc:
-            msg = str(exc).splitlines()[0]
-            if "lock" in msg.lower():
-                raise StoreError(f"{self.path}: store is in use by another distillc process ({msg})") from None
-            raise StoreError(f"{self.path}: cannot open store ({msg})") from None
         except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: not a distillc store ({str(exc).splitlines()[0]})") from None
-
-    def _check_schema(self, store: Store) -> None:
-        have, head = store.schema_version(), len(migrations())
-        if have > head:
-            raise store.newer_error(have, head)
-        if have < head:
-            raise StoreError(f"{self.path}: store schema is at {have}, this distillc needs {head}; "
-                             "run `distillc compile` once to migrate it")
+            raise opening_error(self.path, exc) from None
 
     def close(self) -> None:
         self.db.close()
