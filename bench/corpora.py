@@ -49,8 +49,8 @@ def start_teacher(module: str) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def build_corpus(n: int, directory: Path, name: str, answer_module: str) -> tuple[Path, float, dict, float]:
-    """Compile N tasks into ``directory/store.duckdb``; (store, wall seconds, compile --json, peak MiB)."""
+def build_corpus(n: int, directory: Path, name: str, answer_module: str) -> Path:
+    """Compile N tasks into ``directory/store.duckdb``, print what it took, return the store."""
     from bench.compile_overhead import make_tasks
     from bench.compile_scale import compile_once
 
@@ -61,7 +61,9 @@ def build_corpus(n: int, directory: Path, name: str, answer_module: str) -> tupl
         recipe.write_text(PRICED_STAND.format(name=name, tasks=directory / "tasks.jsonl", url=url))
         store = directory / "store.duckdb"
         wall, out, peak = compile_once(recipe, store, "local")
-        return store, wall, out, peak
+        print(f"compile: {n} tasks -> {out['ref']}, {out['rows']} rows in {wall:.1f} s ({out['llm_calls']} calls, "
+              f"${out['usd']:.4f}; peak {peak:.0f} MiB)", flush=True)
+        return store
     finally:
         server.stdin.close()
         server.wait(10)

@@ -39,11 +39,8 @@ def answer(body: dict) -> str:
     return f"```python\ndef scale_{i}(x):\n{notes}    return {k} * x + {off}\n```"
 
 
-def build_store(n: int, work: Path) -> Path:
-    store, wall, out, peak = build_corpus(n, work, "report-bench", "bench.report_html")
-    print(f"compile: {n} tasks -> {out['rows']} rows in {wall:.1f} s ({out['llm_calls']} calls, "
-          f"${out['usd']:.4f}; peak {peak:.0f} MiB)", flush=True)
-    return store
+def build_store(n: int, directory: Path) -> Path:
+    return build_corpus(n, directory, "report-bench", "bench.report_html")
 
 
 def time_report(store: Path, out: Path) -> dict:

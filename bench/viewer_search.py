@@ -43,11 +43,7 @@ def answer(body: dict) -> str:
 
 
 def build_store(n: int, directory: Path) -> Path:
-    """Compile N tasks into ``directory/store.duckdb`` (its own `distillc` process)."""
-    store, wall, out, _ = build_corpus(n, directory, "viewer-bench", "bench.viewer_search")
-    print(f"compiled {n} tasks in {wall:.0f} s: {out['ref']}, {out['rows']} rows, "
-          f"{out['llm_calls']} calls, ${out['usd']:.4f}", flush=True)
-    return store
+    return build_corpus(n, directory, "viewer-bench", "bench.viewer_search")
 
 
 def pick_version(store: Path, ref: str | None) -> tuple[str, int]:
