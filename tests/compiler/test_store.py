@@ -10,6 +10,7 @@ import pytest
 from compiler.errors import StoreError
 from compiler.store import outputs
 from compiler.store.db import Store, migrations
+from tests.old_stores import store_at_migration
 
 
 def test_empty_store_migrates_to_head_and_is_idempotent(tmp_path):
@@ -65,18 +66,11 @@ def test_stage_commit_is_atomic(tmp_path):
 
 
 def test_the_execution_cache_of_an_older_store_survives_its_move_to_an_append_only_table(tmp_path):
-    import duckdb
-
     from compiler.store.exec_cache import StoreExecCache
     from evals.sandbox import ExecResult, Status
 
     path = tmp_path / "v6.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                "applied_at TIMESTAMP NOT NULL)")
-    for number, name, sql in migrations()[:6]:
-        con.execute(sql)
-        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    con = store_at_migration(path, 6)
     kept = ExecResult(status=Status.PASSED, passed=True, n_passed=2, n_total=2)
     con.execute("INSERT INTO exec_cache VALUES ('old-key', ?, now())", [json.dumps(kept.to_dict())])
     con.close()

@@ -11,14 +11,14 @@ import subprocess
 import sys
 import time
 
-import duckdb
 import polars as pl
 import pytest
 
 from compiler.runner import compile_recipe
 from compiler.store import outputs
-from compiler.store.db import Store, migrations
+from compiler.store.db import Store
 from compiler.store.versions import resolve
+from tests.old_stores import store_at_migration
 from tests.compiler.conftest import ROOT, STARTER, reference_answerer, run_cli, starter_tasks
 from tests.loopback import LoopbackServer
 
@@ -167,12 +167,7 @@ def test_a_killed_compile_resumes_at_the_first_unfinished_partition(tmp_path):
 def legacy_store(path, frame: pl.DataFrame, fp: str) -> None:
     """A store as the layout before migration 006 wrote it: migrations 1-4, one stage's full table
     ``so_<fp>`` in insertion order, its marker row and a corpus version."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                "applied_at TIMESTAMP NOT NULL)")
-    for number, name, sql in migrations()[:4]:
-        con.execute(sql)
-        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    con = store_at_migration(path, 4)
     con.register("_f", frame.to_arrow())
     con.execute(f"CREATE TABLE so_{fp} AS SELECT * FROM _f")
     con.execute("INSERT INTO stage_outputs VALUES (?, 'sources', 'sources', 1, '{}', '[]', ?, ?, ?, 0.1, now())",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 
-import duckdb
 import pytest
 
 from compiler.llm import ledger
@@ -15,6 +14,7 @@ from compiler.llm.recorder import CallContext, Job, Recorder, request_size
 from compiler.llm.types import Completion, LLMRequest, Usage
 from compiler.store import journal
 from compiler.store.db import Store, migrations
+from tests.old_stores import store_at_migration
 from tests.llm.conftest import chat_requests
 
 PRICE = Price(input=2.0, output=8.0)
@@ -88,12 +88,7 @@ def test_a_read_only_open_folds_the_journal_first(tmp_path):
 
 def test_a_store_from_before_the_journal_reads_its_pending_rows_as_interrupted(tmp_path):
     path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                "applied_at TIMESTAMP NOT NULL)")
-    for number, name, sql in migrations()[:3]:
-        con.execute(sql)
-        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    con = store_at_migration(path, 3)
     con.execute("INSERT INTO llm_calls (call_id, key, backend, model, status, created_at) VALUES "
                 "('old1', 'k', 'openai', 'm', 'pending', now())")
     con.close()
