@@ -16,6 +16,7 @@ Each compile runs as its own `distillc` process, as a user would run it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -131,10 +132,15 @@ def breakdown(store: Path, out: Path) -> dict[str, float]:
     return {**sizes, "minimal_mib": disk_mib(minimal)}
 
 
-def measure(n: int, executor: str, url: str) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        make_tasks(tmp / "tasks.jsonl", n)
+def measure(n: int, executor: str, url: str, keep: Path | None = None) -> dict:
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:  # kept after the run (and after a failure, to look at the store or resume it)
+            tmp = keep / str(n)
+            tmp.mkdir(parents=True, exist_ok=True)
+        if not (tmp / "tasks.jsonl").exists():
+            make_tasks(tmp / "tasks.jsonl", n)
         recipe = tmp / "scale.yaml"
         recipe.write_text(RECIPE.format(tasks=tmp / "tasks.jsonl", url=url))
         store = tmp / "store.duckdb"
@@ -151,6 +157,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="10000", help="comma-separated task counts")
     ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--keep", type=Path, metavar="DIR",
+                    help="work in DIR/N and keep the tasks, store and export there (also when a compile fails)")
     args = ap.parse_args()
     server, url = start_server()
     try:
@@ -159,7 +167,7 @@ def main() -> None:
               f"{'stages MiB':>11} {'ledger+caches':>14} {'export MiB':>11} {'added MiB':>10} {'ratio':>6} {'stages/added':>13} "
               f"{'rerun s':>8} {'rerun calls':>12}")
         for n in (int(x) for x in args.tasks.split(",")):
-            r = measure(n, args.executor, url)
+            r = measure(n, args.executor, url, args.keep)
             print(f"{r['tasks']:>9} {r['rows']:>9} {r['cold_s']:>9.1f} {r['ms_per_task']:>8.3f} {r['peak_mib']:>9.0f} "
                   f"{r['store_mib']:>10.1f} {r['stage_mib']:>11.1f} {r['ledger_mib']:>14.1f} {r['export_mib']:>11.1f} "
                   f"{r['minimal_mib']:>10.1f} {r['store_mib'] / r['minimal_mib']:>6.2f} "
