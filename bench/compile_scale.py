@@ -138,6 +138,8 @@ def measure(n: int, executor: str, url: str, keep: Path | None = None) -> dict:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         else:  # kept after the run (and after a failure, to look at the store or resume it)
             tmp = keep / str(n)
+            if (tmp / "store.duckdb").exists():
+                sys.exit(f"{tmp} holds a store from an earlier run: remove it (or pass another --keep)")
             tmp.mkdir(parents=True, exist_ok=True)
         if not (tmp / "tasks.jsonl").exists():
             make_tasks(tmp / "tasks.jsonl", n)
