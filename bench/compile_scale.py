@@ -6,11 +6,12 @@ store's size on disk (of which the stage tables, and the ledger with the answer 
 next to the exported corpus (zstd Parquet) and to "added": a fresh DuckDB file holding only the
 columns the stages add, the final corpus among them (ratio: store / added; stages/added: the stage
 tables alone), and the unchanged rerun's wall time and calls; then the version's fingerprint and the
-ledger's totals (to compare executors).
+ledger's totals; with two executors, whether their fingerprints, rows and ledgers are the same.
 Each compile runs as its own `distillc` process, as a user would run it.
 
     .venv/bin/python bench/compile_scale.py --tasks 10000,100000
     .venv/bin/python bench/compile_scale.py --tasks 10000 --executor ray
+    .venv/bin/python bench/compile_scale.py --tasks 10000 --executor local,ray   # and compare them
 """
 
 from __future__ import annotations
@@ -132,57 +133,93 @@ def breakdown(store: Path, out: Path) -> dict[str, float]:
     return {**sizes, "minimal_mib": disk_mib(minimal)}
 
 
-def measure(n: int, executor: str, url: str, keep: Path | None = None) -> dict:
-    with contextlib.ExitStack() as stack:
-        if keep is None:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        else:  # kept after the run (and after a failure, to look at the store or resume it)
-            tmp = keep / str(n)
-            if (tmp / "store.duckdb").exists():
-                sys.exit(f"{tmp} holds a store from an earlier run: remove it (or pass another --keep)")
-            tmp.mkdir(parents=True, exist_ok=True)
-        if not (tmp / "tasks.jsonl").exists():
-            make_tasks(tmp / "tasks.jsonl", n)
-        recipe = tmp / "scale.yaml"
-        recipe.write_text(RECIPE.format(tasks=tmp / "tasks.jsonl", url=url))
-        store = tmp / "store.duckdb"
-        cold, first, peak = compile_once(recipe, store, executor)
-        rerun, again, _ = compile_once(recipe, store, executor)
-        return {"tasks": n, "rows": first["rows"], "calls": first["llm_calls"], "cold_s": cold,
-                "ms_per_task": 1000 * cold / n, "peak_mib": peak, "store_mib": disk_mib(store),
-                "export_mib": export_size(store, tmp / "export"), **breakdown(store, tmp / "added"),
-                "rerun_s": rerun,
-                "rerun_calls": again["llm_calls"], "fingerprint": first["fingerprint"]}
+def rows_digest(export: Path) -> str:
+    """An order-independent digest of the exported corpus's rows (same rows, same digest)."""
+    import duckdb
+
+    files = sorted(str(p) for p in export.rglob("*.parquet"))
+    con = duckdb.connect()
+    try:
+        return con.execute("SELECT md5(coalesce(string_agg(h, '' ORDER BY h), '')) FROM (SELECT md5(CAST(t AS VARCHAR)) "
+                           "AS h FROM read_parquet(?) t)", [files]).fetchall()[0][0][:20]
+    finally:
+        con.close()
+
+
+def workdir(stack: contextlib.ExitStack, n: int, keep: Path | None) -> Path:
+    if keep is None:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    tmp = keep / str(n)  # kept after the run (and after a failure, to look at the store or resume it)
+    if any(tmp.glob("*/store.duckdb")):
+        sys.exit(f"{tmp} holds a store from an earlier run: remove it (or pass another --keep)")
+    tmp.mkdir(parents=True, exist_ok=True)
+    return tmp
+
+
+def measure(tmp: Path, recipe: Path, n: int, executor: str) -> dict:
+    """Cold compile, unchanged rerun, export and store breakdown of one executor, in ``tmp/executor``."""
+    here = tmp / executor
+    here.mkdir()
+    store = here / "store.duckdb"
+    cold, first, peak = compile_once(recipe, store, executor)
+    rerun, again, _ = compile_once(recipe, store, executor)
+    export_mib = export_size(store, here / "export")
+    return {"executor": executor, "tasks": n, "rows": first["rows"], "calls": first["llm_calls"], "cold_s": cold,
+            "ms_per_task": 1000 * cold / n, "peak_mib": peak, "store_mib": disk_mib(store),
+            "export_mib": export_mib, "digest": rows_digest(here / "export"), **breakdown(store, here / "added"),
+            "rerun_s": rerun, "rerun_calls": again["llm_calls"], "fingerprint": first["fingerprint"]}
+
+
+def report(r: dict) -> None:
+    print(f"{r['executor']:>8} {r['tasks']:>9} {r['rows']:>9} {r['cold_s']:>9.1f} {r['ms_per_task']:>8.3f} "
+          f"{r['peak_mib']:>9.0f} {r['store_mib']:>10.1f} {r['stage_mib']:>11.1f} {r['ledger_mib']:>14.1f} "
+          f"{r['export_mib']:>11.1f} {r['minimal_mib']:>10.1f} {r['store_mib'] / r['minimal_mib']:>6.2f} "
+          f"{r['stage_mib'] / r['minimal_mib']:>13.2f} {r['rerun_s']:>8.2f} {r['rerun_calls']:>12}", flush=True)
+    calls, tokens, usd = r["ledger"]
+    pad = " " * 18
+    print(f"{pad} fingerprint {r['fingerprint']}; rows digest {r['digest']}; ledger: {calls} calls, {tokens} tokens, "
+          f"${usd or 0:.4f}", flush=True)
+    print(f"{pad} seconds by stage: " + ", ".join(f"{name} {s:.1f}" for name, s in r["stage_s"]), flush=True)
+    if r["drift"]:
+        print(f"{pad} s per partition, first -> last quarter: " + ", ".join(
+            f"{name} {a:.2f} -> {b:.2f} ({parts} parts)" for name, a, b, parts in r["drift"]), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="10000", help="comma-separated task counts")
-    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--executor", default="local",
+                    help="local, ray, or both (local,ray): each compiles the same recipe file against the same "
+                         "teacher, and their corpora and ledgers are compared")
     ap.add_argument("--keep", type=Path, metavar="DIR",
-                    help="work in DIR/N and keep the tasks, store and export there (also when a compile fails)")
+                    help="work in DIR/N and keep the tasks, stores and exports there (also when a compile fails)")
     args = ap.parse_args()
+    executors = args.executor.split(",")
+    if not executors or any(e not in ("local", "ray") for e in executors) or len(set(executors)) < len(executors):
+        ap.error(f"--executor: expected local, ray or local,ray, got {args.executor!r}")
     server, url = start_server()
     try:
         print(f"executor {args.executor}; load average {os.getloadavg()[0]:.1f} at the start")
-        print(f"{'tasks':>9} {'rows':>9} {'cold s':>9} {'ms/task':>8} {'peak MiB':>9} {'store MiB':>10} "
-              f"{'stages MiB':>11} {'ledger+caches':>14} {'export MiB':>11} {'added MiB':>10} {'ratio':>6} {'stages/added':>13} "
-              f"{'rerun s':>8} {'rerun calls':>12}")
+        print(f"{'executor':>8} {'tasks':>9} {'rows':>9} {'cold s':>9} {'ms/task':>8} {'peak MiB':>9} {'store MiB':>10} "
+              f"{'stages MiB':>11} {'ledger+caches':>14} {'export MiB':>11} {'added MiB':>10} {'ratio':>6} "
+              f"{'stages/added':>13} {'rerun s':>8} {'rerun calls':>12}")
         for n in (int(x) for x in args.tasks.split(",")):
-            r = measure(n, args.executor, url, args.keep)
-            print(f"{r['tasks']:>9} {r['rows']:>9} {r['cold_s']:>9.1f} {r['ms_per_task']:>8.3f} {r['peak_mib']:>9.0f} "
-                  f"{r['store_mib']:>10.1f} {r['stage_mib']:>11.1f} {r['ledger_mib']:>14.1f} {r['export_mib']:>11.1f} "
-                  f"{r['minimal_mib']:>10.1f} {r['store_mib'] / r['minimal_mib']:>6.2f} "
-                  f"{r['stage_mib'] / r['minimal_mib']:>13.2f} "
-                  f"{r['rerun_s']:>8.2f} {r['rerun_calls']:>12}",
-                  flush=True)
-            calls, tokens, usd = r["ledger"]
-            print(f"{'':>9} fingerprint {r['fingerprint']}; ledger: {calls} calls, {tokens} tokens, ${usd or 0:.4f}",
-                  flush=True)
-            print(f"{'':>9} seconds by stage: " + ", ".join(f"{name} {s:.1f}" for name, s in r["stage_s"]), flush=True)
-            if r["drift"]:
-                print(f"{'':>9} s per partition, first -> last quarter: " + ", ".join(
-                    f"{name} {a:.2f} -> {b:.2f} ({parts} parts)" for name, a, b, parts in r["drift"]), flush=True)
+            with contextlib.ExitStack() as stack:
+                tmp = workdir(stack, n, args.keep)
+                if not (tmp / "tasks.jsonl").exists():
+                    make_tasks(tmp / "tasks.jsonl", n)
+                recipe = tmp / "scale.yaml"
+                recipe.write_text(RECIPE.format(tasks=tmp / "tasks.jsonl", url=url))
+                results = []
+                for executor in executors:
+                    results.append(measure(tmp, recipe, n, executor))
+                    report(results[-1])
+                if len(results) > 1:
+                    a, b = results
+                    same = {"fingerprint": a["fingerprint"] == b["fingerprint"], "rows": a["digest"] == b["digest"],
+                            "ledger": a["ledger"] == b["ledger"]}
+                    print(f"{'':>18} {a['executor']} vs {b['executor']}: " + ", ".join(
+                        f"{k} {'same' if v else 'DIFFERENT'}" for k, v in same.items()), flush=True)
     finally:
         server.stdin.close()
         server.wait(10)
