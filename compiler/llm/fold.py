@@ -57,7 +57,13 @@ class Rows:
     ``sent`` holds the ledger rows to create (a call's first attempt), ``changed`` the state of rows
     created by an earlier group (a failed attempt, a retry). Live group commits create rows with a
     plain INSERT, since a call's first event is always its first ``sent`` (conflict handling costs
-    DuckDB twice as much); ``replay`` (recovery) inserts ON CONFLICT DO NOTHING instead."""
+    DuckDB twice as much); ``replay`` (recovery) inserts ON CONFLICT DO NOTHING instead.
+
+    ``since``, when the writer knows it (a live recorder: no call it finishes was created before it
+    started), lets the finishing UPDATE skip the ledger's older row groups by their ``created_at``
+    range instead of joining every row the ledger holds; rows it does not reach that way (a Batch
+    API call created by an earlier run) are finished by the unbounded UPDATE, so the bound only
+    ever saves time."""
 
     replay: bool = False
     sent: dict[str, tuple] = field(default_factory=dict)
@@ -67,6 +73,7 @@ class Rows:
     hits: list[tuple] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)
     segment: Path | None = None
+    since: float | None = None   # epoch seconds no later than the creation of the rows ``final`` finishes
 
     def __len__(self) -> int:
         """Finished calls (answers, failures, cache hits): what progress counts."""
@@ -156,14 +163,21 @@ def write(con: "duckdb.DuckDBPyConnection", rows: Rows) -> None:
                     "unnest($5)::JSON, to_timestamp(unnest($6::DOUBLE[]))::TIMESTAMP ON CONFLICT DO NOTHING",
                     _columns(rows.cache))
     if rows.final:
-        con.execute(
+        finish = (
             "UPDATE llm_calls SET status = f.status, prompt_tokens = f.p, cached_tokens = f.ca, "
             "completion_tokens = f.co, reasoning_tokens = f.r, usd = f.usd, latency_s = f.lat, attempts = f.att, "
             "error = f.err, finished_at = to_timestamp(f.t)::TIMESTAMP FROM (SELECT unnest($1) AS call_id, "
             "unnest($2) AS status, unnest($3::BIGINT[]) AS p, unnest($4::BIGINT[]) AS ca, "
             "unnest($5::BIGINT[]) AS co, unnest($6::BIGINT[]) AS r, unnest($7::DOUBLE[]) AS usd, "
             "unnest($8::DOUBLE[]) AS lat, unnest($9::INTEGER[]) AS att, unnest($10::VARCHAR[]) AS err, "
-            "unnest($11::DOUBLE[]) AS t) f WHERE llm_calls.call_id = f.call_id", _columns(rows.final))
+            "unnest($11::DOUBLE[]) AS t) f WHERE llm_calls.call_id = f.call_id")
+        columns = _columns(rows.final)
+        done = -1
+        if rows.since is not None:
+            done = con.execute(finish + " AND llm_calls.created_at >= to_timestamp($12)::TIMESTAMP",
+                               [*columns, rows.since]).fetchall()[0][0]
+        if done < len(set(columns[0])):   # unbounded: idempotent for the rows the bounded one finished
+            con.execute(finish, columns)
     if rows.hits:
         con.execute(
             "INSERT INTO llm_calls (call_id, key, backend, model, role, stage, stage_fp, price_version, "

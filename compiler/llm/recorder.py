@@ -111,7 +111,8 @@ class Recorder:
         self.store, self.ctx, self.requests = store, ctx, requests
         self._ctx = [ctx.backend, ctx.model, ctx.role, ctx.stage, ctx.stage_fp, ctx.price_version]
         self._journal = store.journal_writer() if store is not None else None
-        self._buf = fold.Rows()
+        self._since = time.time() - 1.0        # no call this recorder finishes was created earlier
+        self._buf = fold.Rows(since=self._since)
         self.results: list[LLMResult | None] = [None] * len(requests)
         self.usd = 0.0
 
@@ -213,7 +214,7 @@ class Recorder:
     def take(self) -> fold.Rows:
         """Hand over everything buffered with the journal segment holding it (to :meth:`write`,
         possibly on another thread); what happens next goes to a new segment."""
-        taken, self._buf = self._buf, fold.Rows()
+        taken, self._buf = self._buf, fold.Rows(since=self._since)
         if self._journal is not None:
             taken.segment = self._journal.seal()
         return taken

@@ -118,3 +118,26 @@ def test_a_retry_journaled_after_its_first_attempt_was_committed_settles_by_call
     with Store.open(path) as store:
         assert store.con.execute("SELECT call_id, status, attempts FROM llm_calls ORDER BY call_id").fetchall() == \
             [("dead0000", "failed", 1), ("dead0001", "interrupted", 2)]
+
+
+def test_a_recorder_finishes_calls_created_before_it_started(tmp_path):
+    """A live recorder's finishing UPDATE only looks at ledger rows created since it started (so it
+    does not join every row of a large ledger); a call created earlier, such as a Batch API call an
+    earlier run registered, is still finished, and so is one it created itself."""
+    ctx = CallContext("openai", "m", None, "teacher", "teach", "fp", PRICE, "v1")
+    reqs = chat_requests(3)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        earlier = [Job(r, f"key{i}", [i], key_json=f'{{"k":{i}}}', call_id=f"old{i:04d}", attempts=1)
+                   for i, r in enumerate(reqs[:2])]
+        Recorder(store, ctx, reqs).register(earlier)
+        store.con.execute("UPDATE llm_calls SET created_at = created_at - INTERVAL 1 DAY")   # an earlier run's
+        rec = Recorder(store, ctx, reqs)
+        own = Job(reqs[2], "key2", [2], key_json='{"k":2}', call_id="new0000", attempts=1)
+        rec.sent(own)
+        rec.flush()
+        for job in [*earlier, own]:
+            rec.complete(job, Completion(f"answer {job.key}", "stop", Usage(10, 20)), 0.05)
+        rec.flush()
+        assert store.con.execute("SELECT call_id, status, prompt_tokens, completion_tokens FROM llm_calls "
+                                 "ORDER BY call_id").fetchall() == \
+            [("new0000", "ok", 10, 20), ("old0000", "ok", 10, 20), ("old0001", "ok", 10, 20)]
