@@ -59,11 +59,11 @@ class Rows:
     plain INSERT, since a call's first event is always its first ``sent`` (conflict handling costs
     DuckDB twice as much); ``replay`` (recovery) inserts ON CONFLICT DO NOTHING instead.
 
-    ``since``, when the writer knows it (a live recorder: no call it finishes was created before it
-    started), lets the finishing UPDATE skip the ledger's older row groups by their ``created_at``
+    ``since``, when the writer knows it (a live recorder's start: the calls it sends are created
+    after it), lets the finishing UPDATE skip the ledger's older row groups by their ``created_at``
     range instead of joining every row the ledger holds; rows it does not reach that way (a Batch
-    API call created by an earlier run) are finished by the unbounded UPDATE, so the bound only
-    ever saves time."""
+    API call an earlier run created and this one finishes) are finished by the unbounded UPDATE, so
+    the bound only ever saves time."""
 
     replay: bool = False
     sent: dict[str, tuple] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class Rows:
     hits: list[tuple] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)
     segment: Path | None = None
-    since: float | None = None   # epoch seconds no later than the creation of the rows ``final`` finishes
+    since: float | None = None   # epoch seconds; most rows ``final`` finishes were created after it
 
     def __len__(self) -> int:
         """Finished calls (answers, failures, cache hits): what progress counts."""

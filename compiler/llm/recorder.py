@@ -111,7 +111,7 @@ class Recorder:
         self.store, self.ctx, self.requests = store, ctx, requests
         self._ctx = [ctx.backend, ctx.model, ctx.role, ctx.stage, ctx.stage_fp, ctx.price_version]
         self._journal = store.journal_writer() if store is not None else None
-        self._since = time.time() - 1.0        # no call this recorder finishes was created earlier
+        self._since = time.time() - 1.0        # the calls it sends are created after this (see fold.Rows.since)
         self._buf = fold.Rows(since=self._since)
         self.results: list[LLMResult | None] = [None] * len(requests)
         self.usd = 0.0
